@@ -1,0 +1,321 @@
+#include "kmscope/bytes.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
+namespace kmscope {
+
+std::string ParseError::to_string() const {
+    return field + " at offset " + std::to_string(offset) + ": " + message;
+}
+
+std::uint16_t load_u16le(const std::uint8_t* p) {
+    return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
+}
+std::uint32_t load_u32le(const std::uint8_t* p) {
+    return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
+           (static_cast<std::uint32_t>(p[2]) << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
+}
+std::uint64_t load_u64le(const std::uint8_t* p) {
+    return static_cast<std::uint64_t>(load_u32le(p)) | (static_cast<std::uint64_t>(load_u32le(p + 4)) << 32);
+}
+
+// ---- Guid -------------------------------------------------------------------------------------
+
+namespace {
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+}  // namespace
+
+std::optional<Guid> Guid::parse(std::string_view text) {
+    if (text.size() == 38 && text.front() == '{' && text.back() == '}') text = text.substr(1, 36);
+    if (text.size() != 36) return std::nullopt;
+    // Text order of the 16 bytes; the first three groups are little-endian on the wire.
+    std::array<std::uint8_t, 16> be{};
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < 36;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (text[i] != '-') return std::nullopt;
+            ++i;
+            continue;
+        }
+        int hi = hex_value(text[i]), lo = hex_value(text[i + 1]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        be[n++] = static_cast<std::uint8_t>(hi << 4 | lo);
+        i += 2;
+    }
+    Guid g;
+    static constexpr int order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+    for (int i = 0; i < 16; ++i) g.wire[i] = be[order[i]];
+    return g;
+}
+
+Guid Guid::from_wire(ByteView bytes) {
+    Guid g;
+    for (std::size_t i = 0; i < 16 && i < bytes.size(); ++i) g.wire[i] = bytes[i];
+    return g;
+}
+
+std::string Guid::to_string() const {
+    char buf[37];
+    const auto& w = wire;
+    std::snprintf(buf, sizeof buf, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", w[3],
+                  w[2], w[1], w[0], w[5], w[4], w[7], w[6], w[8], w[9], w[10], w[11], w[12], w[13], w[14], w[15]);
+    return buf;
+}
+
+bool Guid::is_nil() const {
+    for (auto b : wire)
+        if (b) return false;
+    return true;
+}
+
+std::size_t GuidHash::operator()(const Guid& g) const noexcept {
+    return static_cast<std::size_t>(load_u64le(g.wire.data()) * 0x9E3779B97F4A7C15ull ^ load_u64le(g.wire.data() + 8));
+}
+
+// ---- FileTime ---------------------------------------------------------------------------------
+
+namespace {
+constexpr std::int64_t kFileTimeEpochOffset = 11644473600;  // seconds from 1601-01-01 to 1970-01-01
+constexpr std::int64_t kTicksPerSecond = 10000000;
+}  // namespace
+
+FileTime FileTime::from_unix(std::int64_t unix_seconds) {
+    return FileTime{static_cast<std::uint64_t>((unix_seconds + kFileTimeEpochOffset) * kTicksPerSecond)};
+}
+
+std::int64_t FileTime::unix_seconds() const {
+    return static_cast<std::int64_t>(ticks / kTicksPerSecond) - kFileTimeEpochOffset;
+}
+
+std::string FileTime::to_iso8601() const {
+    std::time_t secs = static_cast<std::time_t>(unix_seconds());
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[64];
+    std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::string out(buf, n);
+    if (auto frac = ticks % kTicksPerSecond) {
+        char f[16];
+        std::snprintf(f, sizeof f, ".%07llu", static_cast<unsigned long long>(frac));
+        out += f;
+    }
+    out += 'Z';
+    return out;
+}
+
+// ---- Reader -----------------------------------------------------------------------------------
+
+bool Reader::need(std::size_t n, std::string_view field) {
+    if (error_) return false;
+    if (n > data_.size() - pos_) {
+        error_ = ParseError{std::string(field), offset(),
+                            "truncated (needs " + std::to_string(n) + " bytes, " + std::to_string(remaining()) +
+                                " left)"};
+        return false;
+    }
+    return true;
+}
+
+std::uint8_t Reader::u8(std::string_view field) {
+    if (!need(1, field)) return 0;
+    return data_[pos_++];
+}
+std::uint16_t Reader::u16le(std::string_view field) {
+    if (!need(2, field)) return 0;
+    auto v = load_u16le(data_.data() + pos_);
+    pos_ += 2;
+    return v;
+}
+std::uint32_t Reader::u32le(std::string_view field) {
+    if (!need(4, field)) return 0;
+    auto v = load_u32le(data_.data() + pos_);
+    pos_ += 4;
+    return v;
+}
+std::uint64_t Reader::u64le(std::string_view field) {
+    if (!need(8, field)) return 0;
+    auto v = load_u64le(data_.data() + pos_);
+    pos_ += 8;
+    return v;
+}
+Guid Reader::guid(std::string_view field) {
+    if (!need(16, field)) return Guid{};
+    auto g = Guid::from_wire(data_.subspan(pos_, 16));
+    pos_ += 16;
+    return g;
+}
+ByteView Reader::bytes(std::size_t n, std::string_view field) {
+    if (!need(n, field)) return {};
+    auto v = data_.subspan(pos_, n);
+    pos_ += n;
+    return v;
+}
+void Reader::skip(std::size_t n, std::string_view field) {
+    if (need(n, field)) pos_ += n;
+}
+void Reader::fail(std::string_view field, std::string message) {
+    if (!error_) error_ = ParseError{std::string(field), offset(), std::move(message)};
+}
+
+// ---- Writer -----------------------------------------------------------------------------------
+
+void Writer::u16le(std::uint16_t v) {
+    out_.push_back(static_cast<std::uint8_t>(v));
+    out_.push_back(static_cast<std::uint8_t>(v >> 8));
+}
+void Writer::u32le(std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+void Writer::u64le(std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+void Writer::align(std::size_t alignment) {
+    while (out_.size() % alignment) out_.push_back(0);
+}
+void Writer::patch_u16le(std::size_t at, std::uint16_t v) {
+    out_.at(at) = static_cast<std::uint8_t>(v);
+    out_.at(at + 1) = static_cast<std::uint8_t>(v >> 8);
+}
+void Writer::patch_u32le(std::size_t at, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out_.at(at + i) = static_cast<std::uint8_t>(v >> (8 * i));
+}
+
+// ---- UTF-16 / UTF-8 ---------------------------------------------------------------------------
+
+namespace {
+void append_utf8(std::string& out, char32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+}
+constexpr char32_t kReplacement = 0xFFFD;
+}  // namespace
+
+std::string utf16le_to_utf8(ByteView bytes, bool stop_at_nul) {
+    std::string out;
+    const std::size_t units = bytes.size() / 2;
+    for (std::size_t i = 0; i < units; ++i) {
+        char32_t u = load_u16le(bytes.data() + 2 * i);
+        if (u == 0 && stop_at_nul) break;
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            if (i + 1 < units) {
+                char32_t lo = load_u16le(bytes.data() + 2 * (i + 1));
+                if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                    append_utf8(out, 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00));
+                    ++i;
+                    continue;
+                }
+            }
+            append_utf8(out, kReplacement);
+        } else if (u >= 0xDC00 && u <= 0xDFFF) {
+            append_utf8(out, kReplacement);
+        } else {
+            append_utf8(out, u);
+        }
+    }
+    return out;
+}
+
+Bytes utf8_to_utf16le(std::string_view text) {
+    Bytes out;
+    auto put = [&](char32_t u) {
+        out.push_back(static_cast<std::uint8_t>(u));
+        out.push_back(static_cast<std::uint8_t>(u >> 8));
+    };
+    std::size_t i = 0;
+    while (i < text.size()) {
+        auto c = static_cast<unsigned char>(text[i]);
+        char32_t cp;
+        std::size_t len;
+        if (c < 0x80) {
+            cp = c, len = 1;
+        } else if ((c & 0xE0) == 0xC0) {
+            cp = c & 0x1F, len = 2;
+        } else if ((c & 0xF0) == 0xE0) {
+            cp = c & 0x0F, len = 3;
+        } else if ((c & 0xF8) == 0xF0) {
+            cp = c & 0x07, len = 4;
+        } else {
+            put(kReplacement);
+            ++i;
+            continue;
+        }
+        bool valid = i + len <= text.size();
+        for (std::size_t k = 1; valid && k < len; ++k) {
+            auto cc = static_cast<unsigned char>(text[i + k]);
+            if ((cc & 0xC0) != 0x80) valid = false;
+            else cp = (cp << 6) | (cc & 0x3F);
+        }
+        static constexpr char32_t min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (!valid || cp < min_for_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            put(kReplacement);
+            ++i;
+            continue;
+        }
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            put(0xD800 + (cp >> 10));
+            put(0xDC00 + (cp & 0x3FF));
+        } else {
+            put(cp);
+        }
+        i += len;
+    }
+    return out;
+}
+
+// ---- hex --------------------------------------------------------------------------------------
+
+std::string to_hex(ByteView bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (auto b : bytes) {
+        out += digits[b >> 4];
+        out += digits[b & 15];
+    }
+    return out;
+}
+
+std::optional<Bytes> from_hex(std::string_view text) {
+    Bytes out;
+    int hi = -1;
+    for (char c : text) {
+        if (c == ' ' || c == '\n' || c == '\t' || c == '\r') continue;
+        int v = hex_value(c);
+        if (v < 0) return std::nullopt;
+        if (hi < 0) {
+            hi = v;
+        } else {
+            out.push_back(static_cast<std::uint8_t>(hi << 4 | v));
+            hi = -1;
+        }
+    }
+    if (hi >= 0) return std::nullopt;
+    return out;
+}
+
+bool equal_bytes(ByteView a, ByteView b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+}  // namespace kmscope
