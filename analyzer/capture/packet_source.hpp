@@ -1,0 +1,77 @@
+// Reads pcap and pcapng files with libpcap and cuts each packet down to its TCP segment
+// (link layers: Ethernet with 802.1Q/QinQ, Linux SLL and SLL2, raw IPv4/IPv6, BSD loopback).
+#pragma once
+
+#include <pcap/pcap.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "kmscope/bytes.hpp"
+
+namespace kmscope::capture {
+
+/// An IPv4 or IPv6 address with a port.
+struct Endpoint {
+    std::array<std::uint8_t, 16> addr{};  // IPv4 in the first 4 bytes
+    bool v6 = false;
+    std::uint16_t port = 0;
+    /// "1.2.3.4:1688" or "[::1]:1688".
+    std::string to_string() const;
+    auto operator<=>(const Endpoint&) const = default;
+};
+
+/// One TCP segment with its payload (a view into the packet buffer, valid until the next packet).
+struct TcpSegment {
+    FileTime time;
+    std::uint64_t frame = 0;  // 1-based frame number in the file
+    Endpoint src, dst;
+    std::uint32_t seq = 0;
+    std::uint32_t ack = 0;
+    std::uint8_t flags = 0;   // TCP flags byte
+    ByteView payload;
+};
+
+namespace tcpflag {
+inline constexpr std::uint8_t kFin = 0x01;
+inline constexpr std::uint8_t kSyn = 0x02;
+inline constexpr std::uint8_t kRst = 0x04;
+inline constexpr std::uint8_t kAck = 0x10;
+}  // namespace tcpflag
+
+/// A capture file opened with libpcap.
+class PacketSource {
+public:
+    /// Opens a pcap or pcapng file; throws std::runtime_error with the file name on failure.
+    explicit PacketSource(const std::string& path);
+    ~PacketSource();
+    PacketSource(const PacketSource&) = delete;
+    PacketSource& operator=(const PacketSource&) = delete;
+
+    /// Calls `on_segment` for every TCP segment; returns false (with error()) when the file is
+    /// corrupt, after delivering every packet before the damage.
+    bool for_each_segment(const std::function<void(const TcpSegment&)>& on_segment);
+    /// The libpcap link type of the file.
+    int link_type() const;
+    /// Why reading stopped early, if it did.
+    const std::string& error() const { return error_; }
+    /// Packets read, and packets that were not TCP over IP (or could not be decoded).
+    std::uint64_t packets() const { return packets_; }
+    std::uint64_t skipped() const { return skipped_; }
+
+private:
+    pcap_t* pcap_ = nullptr;
+    std::string path_;
+    std::string error_;
+    std::uint64_t packets_ = 0;
+    std::uint64_t skipped_ = 0;
+};
+
+/// Decodes one packet of the given link type down to TCP; nullopt for anything else.
+std::optional<TcpSegment> decode_packet(int link_type, ByteView packet);
+
+}  // namespace kmscope::capture

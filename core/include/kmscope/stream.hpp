@@ -1,0 +1,68 @@
+// Turns arbitrary chunks of one direction of a TCP byte stream into whole DCE/RPC PDUs, and
+// reassembles fragmented requests and responses, under hard caps.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+
+#include "kmscope/bytes.hpp"
+#include "kmscope/dcerpc.hpp"
+
+namespace kmscope::rpc {
+
+/// One complete PDU cut out of the stream.
+struct Frame {
+    Bytes bytes;
+    std::uint64_t stream_offset = 0;  // offset of its first byte in the direction's byte stream
+};
+
+/// Frames one direction of a connection by frag_length. A header that is not DCE/RPC 5.0 poisons
+/// the framer: there is no reliable way to find the next PDU boundary in a TCP stream.
+class StreamFramer {
+public:
+    explicit StreamFramer(Limits limits = {}) : limits_(limits) {}
+    /// Appends bytes received on the stream.
+    void feed(ByteView chunk);
+    /// The next complete PDU; nullopt when more bytes are needed or the framer is poisoned.
+    std::optional<Frame> next();
+    /// The framing error that poisoned the stream, if any.
+    const std::optional<ParseError>& error() const { return error_; }
+    /// Bytes received but not yet returned as a PDU (a partial PDU at end of stream).
+    std::size_t buffered() const { return buffer_.size() - read_pos_; }
+    /// Total bytes fed.
+    std::uint64_t total_fed() const { return fed_; }
+
+private:
+    Limits limits_;
+    Bytes buffer_;
+    std::size_t read_pos_ = 0;
+    std::uint64_t consumed_ = 0;  // stream offset of buffer_[read_pos_]
+    std::uint64_t fed_ = 0;
+    std::optional<ParseError> error_;
+};
+
+/// Joins the fragments (FIRST .. LAST) of a request or response into one single-fragment PDU.
+class FragmentAssembler {
+public:
+    explicit FragmentAssembler(Limits limits = {}) : limits_(limits) {}
+    /// Takes one parsed request/response PDU (with its raw bytes). Returns the complete PDU bytes
+    /// when this fragment completes a call (a single-fragment PDU is returned as is), nullopt while
+    /// fragments are outstanding, or an error when a cap is exceeded or the sequence is broken.
+    Result<std::optional<Bytes>> add(const Pdu& pdu, ByteView raw);
+    /// Number of calls with fragments still outstanding.
+    std::size_t pending() const { return partial_.size(); }
+
+private:
+    struct Partial {
+        Header header;
+        std::uint16_t context_id = 0;
+        std::uint16_t opnum = 0;
+        Bytes stub;
+        std::size_t fragments = 0;
+    };
+    Limits limits_;
+    std::map<std::uint32_t, Partial> partial_;
+};
+
+}  // namespace kmscope::rpc

@@ -1,0 +1,115 @@
+#include "kmscope/ndr.hpp"
+
+namespace kmscope::rpc {
+
+namespace {
+constexpr std::uint32_t kReferentId = 0x00020000;
+std::size_t pad4(std::size_t n) { return (4 - n % 4) % 4; }
+}  // namespace
+
+const char* ndr_name(Ndr ndr) { return ndr == Ndr::Ndr64 ? "64" : "32"; }
+
+Result<RequestStub> parse_request_stub(ByteView stub, Ndr ndr, std::size_t base_offset) {
+    Reader r(stub, base_offset);
+    std::uint32_t size = r.u32le("requestSize");
+    std::uint64_t conformance;
+    if (ndr == Ndr::Ndr64) {
+        r.skip(4, "requestSize_padding");
+        conformance = r.u64le("conformance");
+    } else {
+        conformance = r.u32le("conformance");
+    }
+    if (!r.ok()) return *r.error();
+    if (conformance != size)
+        return ParseError{"conformance", base_offset + (ndr == Ndr::Ndr64 ? 8 : 4),
+                          "array conformance " + std::to_string(conformance) + " differs from requestSize " +
+                              std::to_string(size)};
+    RequestStub out;
+    out.message_offset = r.position();
+    out.message = r.bytes(size, "request");
+    if (!r.ok()) return *r.error();
+    out.trailing = r.remaining();
+    return out;
+}
+
+Bytes build_request_stub(ByteView message, Ndr ndr) {
+    Writer w;
+    w.u32le(static_cast<std::uint32_t>(message.size()));
+    if (ndr == Ndr::Ndr64) {
+        w.u32le(0);
+        w.u64le(message.size());
+    } else {
+        w.u32le(static_cast<std::uint32_t>(message.size()));
+    }
+    w.bytes(message);
+    return w.take();
+}
+
+Result<ResponseStub> parse_response_stub(ByteView stub, Ndr ndr, std::size_t base_offset) {
+    Reader r(stub, base_offset);
+    ResponseStub out;
+    std::uint32_t size = r.u32le("responseSize");
+    if (ndr == Ndr::Ndr64) {
+        if (r.u32le("responseSize_padding") != 0) out.anomalies.push_back("non-zero NDR64 padding after responseSize");
+        out.referent = r.u64le("referent_id");
+    } else {
+        out.referent = r.u32le("referent_id");
+    }
+    if (!r.ok()) return *r.error();
+    if (out.referent == 0) {
+        out.return_value = r.u32le("return_value");
+        if (!r.ok()) return *r.error();
+        if (size != 0) out.anomalies.push_back("NULL response pointer with responseSize " + std::to_string(size));
+        return out;
+    }
+    std::uint64_t conformance = ndr == Ndr::Ndr64 ? r.u64le("conformance") : r.u32le("conformance");
+    if (!r.ok()) return *r.error();
+    if (conformance != size)
+        return ParseError{"conformance", r.offset() - (ndr == Ndr::Ndr64 ? 8 : 4),
+                          "array conformance " + std::to_string(conformance) + " differs from responseSize " +
+                              std::to_string(size)};
+    if (out.referent != kReferentId) out.anomalies.push_back("unusual referent id " + std::to_string(out.referent));
+    out.message_offset = r.position();
+    out.message = r.bytes(size, "response");
+    auto pad = r.bytes(pad4(r.position()), "response_padding");
+    out.return_value = r.u32le("return_value");
+    if (!r.ok()) return *r.error();
+    for (auto b : pad)
+        if (b) {
+            out.anomalies.push_back("non-zero NDR padding before the return value");
+            break;
+        }
+    if (r.remaining()) out.anomalies.push_back(std::to_string(r.remaining()) + " bytes after the return value");
+    return out;
+}
+
+Bytes build_response_stub(ByteView message, Ndr ndr) {
+    Writer w;
+    w.u32le(static_cast<std::uint32_t>(message.size()));
+    if (ndr == Ndr::Ndr64) {
+        w.u32le(0);
+        w.u64le(kReferentId);
+        w.u64le(message.size());
+    } else {
+        w.u32le(kReferentId);
+        w.u32le(static_cast<std::uint32_t>(message.size()));
+    }
+    w.bytes(message);
+    w.align(4);
+    w.u32le(0);
+    return w.take();
+}
+
+Bytes build_error_stub(std::uint32_t hresult, Ndr ndr) {
+    Writer w;
+    w.zeros(ndr == Ndr::Ndr64 ? 16 : 8);
+    w.u32le(hresult);
+    return w.take();
+}
+
+std::size_t response_stub_size(std::size_t message_size, Ndr ndr) {
+    std::size_t head = ndr == Ndr::Ndr64 ? 24 : 12;
+    return head + message_size + pad4(head + message_size) + 4;
+}
+
+}  // namespace kmscope::rpc
