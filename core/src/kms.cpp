@@ -378,12 +378,16 @@ Bytes build_response_message(const DecodedRequest& q, const ResponseFields& f, c
 
 Bytes build_response_message(const DecodedRequest& q, const ResponseFields& f, RandomSource& rng) {
     ResponseRandom rnd;
-    rng.fill(rnd.s);
+    if (q.version.major >= 5) rng.fill(rnd.s);
     if (q.version.major == 6) {
         do rng.fill(rnd.iv);
         while (rnd.iv == q.iv);
     }
     return build_response_message(q, f, rnd);
+}
+
+ResponseRandom recorded_random(const DecodedRequest& q, const DecodedResponse& p) {
+    return ResponseRandom{xor_blocks(p.random_xored_ivs, q.x), p.iv};
 }
 
 Bytes build_request_message(const BaseRequest& base, const Block& iv) {

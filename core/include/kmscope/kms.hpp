@@ -184,6 +184,9 @@ struct ResponseRandom {
 Bytes build_response_message(const DecodedRequest& request, const ResponseFields& fields, const ResponseRandom& rnd);
 /// Builds the KMS response message drawing S and IV_r (v6: different from IV_q) from `rng`.
 Bytes build_response_message(const DecodedRequest& request, const ResponseFields& fields, RandomSource& rng);
+/// The random values a recorded server used for a response (S = RandomXoredIVs xor X, IV_r from the
+/// wire), so that the same response can be rebuilt byte for byte (kms-replay check, tests).
+ResponseRandom recorded_random(const DecodedRequest& request, const DecodedResponse& response);
 /// Builds a KMS request message (v4: MAC appended; v5/v6: encrypted with IV `iv`).
 Bytes build_request_message(const BaseRequest& base, const Block& iv);
 /// Builds a KMS request message with a random IV.
