@@ -239,6 +239,11 @@ void Conversation::on_request(FileTime t, std::uint64_t offset, const rpc::Pdu& 
             e.request_version = kms::peek_version(e.request_message);
             auto decoded = kms::decode_request(e.request_message, offset + body.stub_offset + stub->message_offset);
             if (decoded) {
+                if (!decoded->version.supported())
+                    e.diagnostics.push_back("unsupported KMS protocol version " + decoded->version.to_string() +
+                                            " (fields decoded with the v" +
+                                            std::to_string(decoded->version.major <= 4 ? 4 : decoded->version.major >= 6 ? 6 : 5) +
+                                            " envelope)");
                 e.request = std::move(*decoded);
                 is_kms_ = true;
             } else {

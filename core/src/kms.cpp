@@ -194,12 +194,13 @@ void Verdict::fail(Check c) {
 Result<DecodedRequest> decode_request(ByteView message, std::size_t base_offset) {
     auto version = peek_version(message);
     if (!version) return ParseError{"version", base_offset, "KMS request shorter than its 4-byte version"};
-    if (!version->supported())
-        return ParseError{"version", base_offset, "unsupported KMS protocol version " + version->to_string()};
     DecodedRequest out;
     out.version = *version;
     out.message_size = message.size();
-    if (version->major == 4) {
+    // Unsupported versions (vlmcs -K 7.0) are still decoded, with the envelope of the nearest real
+    // version, so that the fields of a refused request can be shown; servers refuse them.
+    const std::uint16_t layout = version->major <= 4 ? 4 : version->major >= 6 ? 6 : 5;
+    if (layout == 4) {
         if (message.size() < kV4RequestSize)
             return ParseError{"request", base_offset,
                               "v4 request of " + std::to_string(message.size()) + " bytes, needs 252"};
@@ -214,7 +215,7 @@ Result<DecodedRequest> decode_request(ByteView message, std::size_t base_offset)
         return ParseError{"request", base_offset,
                           "v" + std::to_string(version->major) + " request of " + std::to_string(message.size()) +
                               " bytes, needs 260"};
-    const auto& c = cipher(*version);
+    const auto& c = crypto::cipher_for_major(layout);
     out.iv = to_block(message.subspan(4, 16));
     out.x = c.decrypt_block(out.iv);
     out.plaintext = c.cbc_decrypt(out.iv, message.subspan(20, 240));
@@ -228,8 +229,9 @@ Result<DecodedRequest> decode_request(ByteView message, std::size_t base_offset)
 
 Verdict verify_request(const DecodedRequest& q) {
     Verdict v;
-    if (q.version.major == 4 && !q.mac_ok) v.fail(Check::RequestMac);
+    if (q.version.major <= 4 && !q.mac_ok) v.fail(Check::RequestMac);
     if (q.encrypted() && !q.padding_ok) v.fail(Check::RequestPadding);
+    if (!q.version.supported()) v.fail(Check::Version);
     return v;
 }
 

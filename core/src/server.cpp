@@ -67,6 +67,8 @@ KmsAnswer answer_kms_request(ServerContext& ctx, ByteView message, const Clock& 
     if (!decoded) return refuse(kHrInvalidData, decoded.error().to_string());
     const auto& req = *decoded;
     a.record.request = req.base;
+    if (!req.version.supported())
+        return refuse(kHrInvalidData, "unsupported KMS protocol version " + req.version.to_string());
     if (req.base.version != req.version)
         return refuse(kHrInvalidData, "inner version " + req.base.version.to_string() + " differs from outer " +
                                           req.version.to_string());

@@ -87,7 +87,7 @@ enum class Check : std::uint8_t {
     RequestPadding,  // v5/v6 request decrypts to PKCS#7 04040404
     ResponseMac,     // v4 MAC over the base response
     Decrypt,         // v5/v6 response PKCS#7 padding
-    Version,         // response version equals the request's (outer and inner)
+    Version,         // supported request version; response version equals the request's
     Cmid,            // CMID echoed
     ClientTime,      // ClientTime echoed
     Pid,             // ePID length/termination
@@ -131,9 +131,10 @@ struct DecodedRequest {
     bool encrypted() const { return version.major >= 5; }
 };
 
-/// Decodes (and for v5/v6 decrypts) a KMS request message; unsupported versions are errors.
+/// Decodes (and for v5/v6 decrypts) a KMS request message. Unsupported versions are decoded with the
+/// envelope of the nearest real version (majors above 6 as v6) so their fields can be shown.
 Result<DecodedRequest> decode_request(ByteView message, std::size_t base_offset = 0);
-/// Checks that concern the request alone (v4 MAC, v5/v6 padding).
+/// Checks that concern the request alone (v4 MAC, v5/v6 padding, supported version).
 Verdict verify_request(const DecodedRequest& request);
 
 /// A decoded KMS response.
