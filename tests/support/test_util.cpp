@@ -3,6 +3,7 @@
 #include <map>
 
 #include "packet_source.hpp"
+#include "kmscope/stream.hpp"
 #include "tcp_split.hpp"
 
 namespace kmscope::test {
@@ -42,6 +43,37 @@ std::vector<CaptureConnection> analyse_capture(const std::string& path) {
     split.finish();
     std::vector<CaptureConnection> out;
     for (auto& [i, c] : by_index) out.push_back(std::move(c));
+    return out;
+}
+
+std::vector<ConnectionPdus> capture_pdus(const std::string& path) {
+    struct Conn {
+        ConnectionPdus out;
+        capture::Endpoint client;
+        rpc::StreamFramer to_server, to_client;
+        bool bad = false;
+    };
+    std::map<std::pair<capture::Endpoint, capture::Endpoint>, Conn> conns;
+    std::vector<std::pair<capture::Endpoint, capture::Endpoint>> order;
+    capture::PacketSource source(path);
+    source.for_each_segment([&](const capture::TcpSegment& s) {
+        auto key = s.src < s.dst ? std::make_pair(s.src, s.dst) : std::make_pair(s.dst, s.src);
+        auto [it, fresh] = conns.try_emplace(key);
+        Conn& c = it->second;
+        if (fresh) {
+            order.push_back(key);
+            c.client = (s.flags & capture::tcpflag::kSyn) && (s.flags & capture::tcpflag::kAck) ? s.dst : s.src;
+        }
+        if (s.payload.empty()) return;
+        const Direction d = s.src == c.client ? Direction::ToServer : Direction::ToClient;
+        auto& framer = d == Direction::ToServer ? c.to_server : c.to_client;
+        framer.feed(s.payload);
+        while (auto f = framer.next()) c.out.pdus.emplace_back(d, std::move(f->bytes));
+        if (framer.error()) c.bad = true;
+    });
+    std::vector<ConnectionPdus> out;
+    for (const auto& k : order)
+        if (!conns[k].bad && !conns[k].out.pdus.empty()) out.push_back(std::move(conns[k].out));
     return out;
 }
 

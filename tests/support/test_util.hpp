@@ -33,6 +33,15 @@ struct CaptureConnection {
 /// Reads a capture with libpcap, splits TCP connections and runs each through the conversation model.
 std::vector<CaptureConnection> analyse_capture(const std::string& path);
 
+/// The PDUs of one TCP connection in capture order.
+struct ConnectionPdus {
+    std::vector<std::pair<Direction, Bytes>> pdus;
+};
+
+/// Cuts every TCP connection of a capture into its DCE/RPC PDUs (connections that are not DCE/RPC
+/// are left out).
+std::vector<ConnectionPdus> capture_pdus(const std::string& path);
+
 /// Path of a file in captures/.
 std::string capture_path(const std::string& name);
 
