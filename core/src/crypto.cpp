@@ -11,9 +11,11 @@
 #include "kmscope/crypto.hpp"
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -381,20 +383,65 @@ std::array<std::uint8_t, 16> v4_mac(ByteView message) {
     return state;
 }
 
+namespace {
+
+// OpenSSL 3 looks algorithms up by name on every EVP_sha256()/HMAC() call, which costs more than the
+// hashing of a few dozen bytes: fetch once per process and keep one context per thread.
+struct MdDeleter {
+    void operator()(EVP_MD* p) const { EVP_MD_free(p); }
+    void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
+    void operator()(EVP_MAC* p) const { EVP_MAC_free(p); }
+    void operator()(EVP_MAC_CTX* p) const { EVP_MAC_CTX_free(p); }
+};
+
+const EVP_MD* sha256_md() {
+    static const std::unique_ptr<EVP_MD, MdDeleter> md(EVP_MD_fetch(nullptr, "SHA256", nullptr));
+    if (!md) throw std::runtime_error("crypto: OpenSSL has no SHA-256");
+    return md.get();
+}
+
+EVP_MD_CTX* thread_md_ctx() {
+    thread_local const std::unique_ptr<EVP_MD_CTX, MdDeleter> ctx(EVP_MD_CTX_new());
+    if (!ctx) throw std::runtime_error("crypto: EVP_MD_CTX_new failed");
+    return ctx.get();
+}
+
+EVP_MAC_CTX* thread_hmac_ctx() {
+    static const std::unique_ptr<EVP_MAC, MdDeleter> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+    if (!mac) throw std::runtime_error("crypto: OpenSSL has no HMAC");
+    thread_local const std::unique_ptr<EVP_MAC_CTX, MdDeleter> ctx = [] {
+        std::unique_ptr<EVP_MAC_CTX, MdDeleter> c(EVP_MAC_CTX_new(mac.get()));
+        char digest[] = "SHA256";
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end()};
+        if (!c || EVP_MAC_CTX_set_params(c.get(), params) != 1)
+            throw std::runtime_error("crypto: cannot set up HMAC-SHA256");
+        return c;
+    }();
+    return ctx.get();
+}
+
+}  // namespace
+
 std::array<std::uint8_t, 32> sha256(ByteView data) {
     std::array<std::uint8_t, 32> out{};
     unsigned int len = 0;
-    if (EVP_Digest(nonnull_data(data), data.size(), out.data(), &len, EVP_sha256(), nullptr) != 1 || len != out.size())
+    EVP_MD_CTX* ctx = thread_md_ctx();
+    if (EVP_DigestInit_ex2(ctx, sha256_md(), nullptr) != 1 ||
+        EVP_DigestUpdate(ctx, nonnull_data(data), data.size()) != 1 || EVP_DigestFinal_ex(ctx, out.data(), &len) != 1 ||
+        len != out.size())
         throw std::runtime_error("crypto: OpenSSL SHA-256 failed");
     return out;
 }
 
 std::array<std::uint8_t, 32> hmac_sha256(ByteView key, ByteView data) {
     std::array<std::uint8_t, 32> out{};
-    unsigned int len = 0;
-    if (HMAC(EVP_sha256(), nonnull_data(key), static_cast<int>(key.size()), nonnull_data(data), data.size(), out.data(),
-             &len) == nullptr ||
-        len != out.size())
+    std::size_t len = 0;
+    EVP_MAC_CTX* ctx = thread_hmac_ctx();
+    // A zero-length key still needs a non-null pointer, or EVP_MAC_init keeps the previous key.
+    static const std::uint8_t kEmpty = 0;
+    const std::uint8_t* k = key.empty() ? &kEmpty : key.data();
+    if (EVP_MAC_init(ctx, k, key.size(), nullptr) != 1 || EVP_MAC_update(ctx, nonnull_data(data), data.size()) != 1 ||
+        EVP_MAC_final(ctx, out.data(), &len, out.size()) != 1 || len != out.size())
         throw std::runtime_error("crypto: OpenSSL HMAC-SHA256 failed");
     return out;
 }
