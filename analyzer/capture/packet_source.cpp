@@ -11,7 +11,9 @@ constexpr int kLinkSll2 = 276;  // DLT_LINUX_SLL2 (not in every libpcap header)
 constexpr int kLinkIpv4 = 228;
 constexpr int kLinkIpv6 = 229;
 
-std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
+std::uint16_t be16(const std::uint8_t* p) {
+    return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
+}
 std::uint32_t be32(const std::uint8_t* p) {
     return static_cast<std::uint32_t>(p[0]) << 24 | static_cast<std::uint32_t>(p[1]) << 16 |
            static_cast<std::uint32_t>(p[2]) << 8 | p[3];
@@ -147,9 +149,12 @@ std::optional<TcpSegment> decode_packet(int link_type, ByteView p) {
         case DLT_RAW:
         case 101:  // LINKTYPE_RAW
             return decode_ip_guess(p);
-        case kLinkIpv4: return decode_ipv4(p);
-        case kLinkIpv6: return decode_ipv6(p);
-        default: return std::nullopt;
+        case kLinkIpv4:
+            return decode_ipv4(p);
+        case kLinkIpv6:
+            return decode_ipv6(p);
+        default:
+            return std::nullopt;
     }
 }
 
@@ -163,7 +168,9 @@ PacketSource::~PacketSource() {
     if (pcap_) pcap_close(pcap_);
 }
 
-int PacketSource::link_type() const { return pcap_datalink(pcap_); }
+int PacketSource::link_type() const {
+    return pcap_datalink(pcap_);
+}
 
 bool PacketSource::for_each_segment(const std::function<void(const TcpSegment&)>& on_segment) {
     const int link = link_type();

@@ -32,7 +32,7 @@ struct TcpSegment {
     Endpoint src, dst;
     std::uint32_t seq = 0;
     std::uint32_t ack = 0;
-    std::uint8_t flags = 0;   // TCP flags byte
+    std::uint8_t flags = 0;  // TCP flags byte
     ByteView payload;
 };
 

@@ -25,10 +25,14 @@ void TcpSplit::add(const TcpSegment& seg) {
         c->index = next_index_++;
         c->first_seen = seg.time;
         bool src_is_client;
-        if (syn) src_is_client = !ack;
-        else if (looks_like_bind(seg.payload)) src_is_client = true;
-        else if (seg.dst.port == kKmsPort || seg.src.port == kKmsPort) src_is_client = seg.dst.port == kKmsPort;
-        else src_is_client = seg.src.port > seg.dst.port;
+        if (syn)
+            src_is_client = !ack;
+        else if (looks_like_bind(seg.payload))
+            src_is_client = true;
+        else if (seg.dst.port == kKmsPort || seg.src.port == kKmsPort)
+            src_is_client = seg.dst.port == kKmsPort;
+        else
+            src_is_client = seg.src.port > seg.dst.port;
         c->client = src_is_client ? seg.src : seg.dst;
         c->server = src_is_client ? seg.dst : seg.src;
         it = open_.emplace(key, std::move(c)).first;

@@ -1,7 +1,6 @@
 // kms-analyze (first cut): decodes every KMS activation in pcap/pcapng files through the core's
 // conversation model and prints one line per exchange.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -34,16 +33,19 @@ std::string verdict_text(const Exchange& x) {
             auto name = nca_status_name(x.fault_status.value_or(0));
             return "FAULT " + hex32(x.fault_status.value_or(0)) + (name.empty() ? "" : " " + std::string(name));
         }
-        case Outcome::NoResponse: return "NO RESPONSE";
-        case Outcome::Orphan: return "ANSWER WITHOUT REQUEST";
+        case Outcome::NoResponse:
+            return "NO RESPONSE";
+        case Outcome::Orphan:
+            return "ANSWER WITHOUT REQUEST";
     }
     return "?";
 }
 
 void print_exchange(const capture::TcpConnection& c, const Exchange& x, const ProductTable& products) {
     FileTime t = x.request_time.value_or(x.response_time.value_or(FileTime{}));
-    std::string version = x.request ? x.request->version.to_string()
-                                    : x.request_version ? x.request_version->to_string() : "-";
+    std::string version = x.request           ? x.request->version.to_string()
+                          : x.request_version ? x.request_version->to_string()
+                                              : "-";
     std::string product = "-", workstation = "-", status = "-";
     if (x.request) {
         product = products.name_or_guid(x.request->base.sku_id);

@@ -64,8 +64,8 @@ Guid Guid::from_wire(ByteView bytes) {
 std::string Guid::to_string() const {
     char buf[37];
     const auto& w = wire;
-    std::snprintf(buf, sizeof buf, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", w[3],
-                  w[2], w[1], w[0], w[5], w[4], w[7], w[6], w[8], w[9], w[10], w[11], w[12], w[13], w[14], w[15]);
+    std::snprintf(buf, sizeof buf, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", w[3], w[2],
+                  w[1], w[0], w[5], w[4], w[7], w[6], w[8], w[9], w[10], w[11], w[12], w[13], w[14], w[15]);
     return buf;
 }
 
@@ -115,9 +115,9 @@ std::string FileTime::to_iso8601() const {
 bool Reader::need(std::size_t n, std::string_view field) {
     if (error_) return false;
     if (n > data_.size() - pos_) {
-        error_ = ParseError{std::string(field), offset(),
-                            "truncated (needs " + std::to_string(n) + " bytes, " + std::to_string(remaining()) +
-                                " left)"};
+        error_ =
+            ParseError{std::string(field), offset(),
+                       "truncated (needs " + std::to_string(n) + " bytes, " + std::to_string(remaining()) + " left)"};
         return false;
     }
     return true;
@@ -262,8 +262,10 @@ Bytes utf8_to_utf16le(std::string_view text) {
         bool valid = i + len <= text.size();
         for (std::size_t k = 1; valid && k < len; ++k) {
             auto cc = static_cast<unsigned char>(text[i + k]);
-            if ((cc & 0xC0) != 0x80) valid = false;
-            else cp = (cp << 6) | (cc & 0x3F);
+            if ((cc & 0xC0) != 0x80)
+                valid = false;
+            else
+                cp = (cp << 6) | (cc & 0x3F);
         }
         static constexpr char32_t min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
         if (!valid || cp < min_for_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {

@@ -22,8 +22,10 @@ RequestSpec spec_for_product(const Guid& product, const ProductTable& table) {
         if (kms->kind == ProductKind::Kms) spec.kms_id = kms->guid;
         if (info->kind != ProductKind::Sku) spec.sku_id = spec.kms_id;
     }
-    if (info->app) spec.app_id = *info->app;
-    else if (info->kind == ProductKind::App) spec.app_id = info->guid;
+    if (info->app)
+        spec.app_id = *info->app;
+    else if (info->kind == ProductKind::App)
+        spec.app_id = info->guid;
     if (info->n_policy) spec.n_policy = static_cast<std::uint32_t>(info->n_policy);
     if (info->protocol) spec.version = kms::Version{static_cast<std::uint16_t>(info->protocol), 0};
     return spec;
@@ -116,14 +118,16 @@ std::optional<Bytes> ClientSession::request(const kms::BaseRequest& base, Random
     auto ndr32 = context_with(bound, rpc::Ndr::Ndr32);
     auto ndr64 = context_with(bound, rpc::Ndr::Ndr64);
     if (!ndr) {
-        if (requests_sent_ == 0) ndr = ndr32 ? rpc::Ndr::Ndr32 : rpc::Ndr::Ndr64;
-        else ndr = ndr64 ? rpc::Ndr::Ndr64 : rpc::Ndr::Ndr32;
+        if (requests_sent_ == 0)
+            ndr = ndr32 ? rpc::Ndr::Ndr32 : rpc::Ndr::Ndr64;
+        else
+            ndr = ndr64 ? rpc::Ndr::Ndr64 : rpc::Ndr::Ndr32;
     }
     auto ctx = *ndr == rpc::Ndr::Ndr32 ? ndr32 : ndr64;
     if (!ctx) return std::nullopt;
     Bytes message = kms::build_request_message(base, rng);
-    Bytes pdu = rpc::build_request(rpc::flag::kFirstLast, next_call_id_++, *ctx, 0,
-                                   rpc::build_request_stub(message, *ndr));
+    Bytes pdu =
+        rpc::build_request(rpc::flag::kFirstLast, next_call_id_++, *ctx, 0, rpc::build_request_stub(message, *ndr));
     conversation_.feed(Direction::ToServer, now, pdu);
     ++requests_sent_;
     return pdu;
@@ -131,8 +135,10 @@ std::optional<Bytes> ClientSession::request(const kms::BaseRequest& base, Random
 
 void ClientSession::collect() {
     for (auto& ev : conversation_.take_events()) {
-        if (auto* e = std::get_if<Exchange>(&ev)) exchanges_.push_back(std::move(*e));
-        else if (auto* d = std::get_if<Diagnostic>(&ev)) diagnostics_.push_back(d->message);
+        if (auto* e = std::get_if<Exchange>(&ev))
+            exchanges_.push_back(std::move(*e));
+        else if (auto* d = std::get_if<Diagnostic>(&ev))
+            diagnostics_.push_back(d->message);
     }
 }
 

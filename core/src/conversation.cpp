@@ -4,24 +4,34 @@
 
 namespace kmscope {
 
-const char* direction_name(Direction d) { return d == Direction::ToServer ? "client->server" : "server->client"; }
+const char* direction_name(Direction d) {
+    return d == Direction::ToServer ? "client->server" : "server->client";
+}
 
 const char* outcome_name(Outcome o) {
     switch (o) {
-        case Outcome::Response: return "response";
-        case Outcome::Hresult: return "hresult";
-        case Outcome::Fault: return "fault";
-        case Outcome::NoResponse: return "no_response";
-        case Outcome::Orphan: return "orphan";
+        case Outcome::Response:
+            return "response";
+        case Outcome::Hresult:
+            return "hresult";
+        case Outcome::Fault:
+            return "fault";
+        case Outcome::NoResponse:
+            return "no_response";
+        case Outcome::Orphan:
+            return "orphan";
     }
     return "unknown";
 }
 
 std::optional<rpc::Ndr> BoundContext::ndr() const {
     switch (rpc::classify_transfer(transfer)) {
-        case rpc::TransferKind::Ndr32: return rpc::Ndr::Ndr32;
-        case rpc::TransferKind::Ndr64: return rpc::Ndr::Ndr64;
-        default: return std::nullopt;
+        case rpc::TransferKind::Ndr32:
+            return rpc::Ndr::Ndr32;
+        case rpc::TransferKind::Ndr64:
+            return rpc::Ndr::Ndr64;
+        default:
+            return std::nullopt;
     }
 }
 
@@ -34,7 +44,8 @@ namespace {
 
 // Without the bind (a capture started mid-connection) the NDR flavour is inferred from the framing.
 std::optional<rpc::Ndr> guess_request_ndr(ByteView stub) {
-    if (stub.size() >= 16 && load_u32le(stub.data() + 4) == 0 && load_u64le(stub.data() + 8) == load_u32le(stub.data()) &&
+    if (stub.size() >= 16 && load_u32le(stub.data() + 4) == 0 &&
+        load_u64le(stub.data() + 8) == load_u32le(stub.data()) &&
         16 + static_cast<std::size_t>(load_u32le(stub.data())) <= stub.size())
         return rpc::Ndr::Ndr64;
     if (stub.size() >= 8 && load_u32le(stub.data()) == load_u32le(stub.data() + 4)) return rpc::Ndr::Ndr32;
@@ -44,7 +55,8 @@ std::optional<rpc::Ndr> guess_request_ndr(ByteView stub) {
 std::optional<rpc::Ndr> guess_response_ndr(ByteView stub) {
     if (stub.size() == 12) return rpc::Ndr::Ndr32;  // NULL-pointer error stubs
     if (stub.size() == 20) return rpc::Ndr::Ndr64;
-    if (stub.size() >= 24 && load_u64le(stub.data() + 8) == 0x20000 && load_u64le(stub.data() + 16) == load_u32le(stub.data()))
+    if (stub.size() >= 24 && load_u64le(stub.data() + 8) == 0x20000 &&
+        load_u64le(stub.data() + 16) == load_u32le(stub.data()))
         return rpc::Ndr::Ndr64;
     if (stub.size() >= 12 && load_u32le(stub.data() + 8) == load_u32le(stub.data())) return rpc::Ndr::Ndr32;
     return std::nullopt;
@@ -102,8 +114,8 @@ std::optional<rpc::Ndr> Conversation::ndr_for(std::uint16_t context_id) const {
 void Conversation::on_pdu(Direction dir, FileTime t, std::uint64_t offset, const Bytes& raw) {
     auto pdu = rpc::parse_pdu(raw, offset, options_.limits);
     if (!pdu) {
-        diagnose(dir, t, offset, "malformed " + rpc::pdu_type_name(raw.size() > 2 ? raw[2] : 0) + " PDU: " +
-                                     pdu.error().to_string());
+        diagnose(dir, t, offset,
+                 "malformed " + rpc::pdu_type_name(raw.size() > 2 ? raw[2] : 0) + " PDU: " + pdu.error().to_string());
         return;
     }
     if (options_.emit_pdu_events) events_.push_back(PduEvent{t, dir, offset, pdu->header});
@@ -134,12 +146,16 @@ void Conversation::on_pdu(Direction dir, FileTime t, std::uint64_t offset, const
                 auto joined = rpc::parse_pdu(whole->value(), offset, options_.limits);
                 if (!joined) return;
                 // The views of `joined` point into `whole`, which lives until the end of this scope.
-                if (from_client) on_request(t, offset, *joined);
-                else on_response(t, offset, *joined);
+                if (from_client)
+                    on_request(t, offset, *joined);
+                else
+                    on_response(t, offset, *joined);
                 return;
             }
-            if (from_client) on_request(t, offset, *pdu);
-            else on_response(t, offset, *pdu);
+            if (from_client)
+                on_request(t, offset, *pdu);
+            else
+                on_response(t, offset, *pdu);
             return;
         }
         case rpc::PduType::Fault:
@@ -174,8 +190,7 @@ void Conversation::on_bind_answer(FileTime t, const rpc::Pdu& pdu) {
     if (it != pending_binds_.end()) {
         n = std::move(it->second);
         pending_binds_.erase(it);
-        if (n.call_id != pdu.header.call_id)
-            n.offered.clear();  // cannot be sure which offer this answers
+        if (n.call_id != pdu.header.call_id) n.offered.clear();  // cannot be sure which offer this answers
     } else {
         n.call_id = pdu.header.call_id;
         n.alter_context = pdu.header.ptype == static_cast<std::uint8_t>(rpc::PduType::AlterContextResp);
@@ -223,7 +238,8 @@ void Conversation::on_request(FileTime t, std::uint64_t offset, const rpc::Pdu& 
                                     (bound_.empty() ? " without a bind in the capture; NDR inferred from the stub"
                                                     : " that was never bound"));
     }
-    if (body.opnum != 0) e.diagnostics.push_back("opnum " + std::to_string(body.opnum) + " is not RequestActivation (0)");
+    if (body.opnum != 0)
+        e.diagnostics.push_back("opnum " + std::to_string(body.opnum) + " is not RequestActivation (0)");
     if (!e.ndr) {
         e.request_error = "request stub framing is neither NDR32 nor NDR64";
     } else {
@@ -234,15 +250,17 @@ void Conversation::on_request(FileTime t, std::uint64_t offset, const rpc::Pdu& 
             e.request_message.assign(stub->message.begin(), stub->message.end());
             e.request_trailing = stub->trailing;
             if (body.alloc_hint != body.stub.size())
-                e.diagnostics.push_back("request alloc_hint " + std::to_string(body.alloc_hint) + " differs from stub size " +
-                                        std::to_string(body.stub.size()));
+                e.diagnostics.push_back("request alloc_hint " + std::to_string(body.alloc_hint) +
+                                        " differs from stub size " + std::to_string(body.stub.size()));
             e.request_version = kms::peek_version(e.request_message);
             auto decoded = kms::decode_request(e.request_message, offset + body.stub_offset + stub->message_offset);
             if (decoded) {
                 if (!decoded->version.supported())
                     e.diagnostics.push_back("unsupported KMS protocol version " + decoded->version.to_string() +
                                             " (fields decoded with the v" +
-                                            std::to_string(decoded->version.major <= 4 ? 4 : decoded->version.major >= 6 ? 6 : 5) +
+                                            std::to_string(decoded->version.major <= 4   ? 4
+                                                           : decoded->version.major >= 6 ? 6
+                                                                                         : 5) +
                                             " envelope)");
                 e.request = std::move(*decoded);
                 is_kms_ = true;
@@ -256,7 +274,8 @@ void Conversation::on_request(FileTime t, std::uint64_t offset, const rpc::Pdu& 
     if (old != pending_.end()) {
         Exchange prev = std::move(old->second);
         pending_.erase(old);
-        prev.diagnostics.push_back("call id " + std::to_string(prev.call_id) + " reused before this request was answered");
+        prev.diagnostics.push_back("call id " + std::to_string(prev.call_id) +
+                                   " reused before this request was answered");
         complete(std::move(prev));
     }
     if (pending_.size() >= options_.max_pending_calls) {
@@ -292,7 +311,8 @@ void Conversation::on_response(FileTime t, std::uint64_t offset, const rpc::Pdu&
         rpc_anomaly("response context id " + std::to_string(body.context_id) + " differs from the request's " +
                     std::to_string(e.context_id));
     if (body.cancel_count != 0) rpc_anomaly("response cancel_count " + std::to_string(body.cancel_count));
-    if (pdu.header.flags & kUnexpectedResponseFlags) rpc_anomaly("unexpected response flags " + hex32(pdu.header.flags));
+    if (pdu.header.flags & kUnexpectedResponseFlags)
+        rpc_anomaly("unexpected response flags " + hex32(pdu.header.flags));
     if (!e.ndr) {
         e.response_error = "response stub framing is neither NDR32 nor NDR64";
         e.diagnostics.push_back("response: " + *e.response_error);

@@ -10,8 +10,8 @@
 
 #include "kmscope/crypto.hpp"
 
-#include <openssl/evp.h>
 #include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <openssl/params.h>
 
 #include <cstring>

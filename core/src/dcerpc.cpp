@@ -4,25 +4,41 @@ namespace kmscope::rpc {
 
 std::string pdu_type_name(std::uint8_t ptype) {
     switch (ptype) {
-        case 0: return "request";
-        case 1: return "ping";
-        case 2: return "response";
-        case 3: return "fault";
-        case 11: return "bind";
-        case 12: return "bind_ack";
-        case 13: return "bind_nak";
-        case 14: return "alter_context";
-        case 15: return "alter_context_resp";
-        case 16: return "auth3";
-        case 17: return "shutdown";
-        case 18: return "co_cancel";
-        case 19: return "orphaned";
-        default: return "ptype " + std::to_string(ptype);
+        case 0:
+            return "request";
+        case 1:
+            return "ping";
+        case 2:
+            return "response";
+        case 3:
+            return "fault";
+        case 11:
+            return "bind";
+        case 12:
+            return "bind_ack";
+        case 13:
+            return "bind_nak";
+        case 14:
+            return "alter_context";
+        case 15:
+            return "alter_context_resp";
+        case 16:
+            return "auth3";
+        case 17:
+            return "shutdown";
+        case 18:
+            return "co_cancel";
+        case 19:
+            return "orphaned";
+        default:
+            return "ptype " + std::to_string(ptype);
     }
 }
 
 namespace {
-SyntaxId make_syntax(std::string_view uuid, std::uint32_t version) { return SyntaxId{*Guid::parse(uuid), version}; }
+SyntaxId make_syntax(std::string_view uuid, std::uint32_t version) {
+    return SyntaxId{*Guid::parse(uuid), version};
+}
 }  // namespace
 
 const SyntaxId& kms_interface() {
@@ -52,14 +68,20 @@ TransferKind classify_transfer(const SyntaxId& s) {
     return TransferKind::Other;
 }
 
-std::uint16_t btfn_bitmask(const SyntaxId& s) { return load_u16le(s.uuid.wire.data() + 8); }
+std::uint16_t btfn_bitmask(const SyntaxId& s) {
+    return load_u16le(s.uuid.wire.data() + 8);
+}
 
 std::string transfer_name(const SyntaxId& s) {
     switch (classify_transfer(s)) {
-        case TransferKind::Ndr32: return "NDR32";
-        case TransferKind::Ndr64: return "NDR64";
-        case TransferKind::Btfn: return "BTFN";
-        case TransferKind::Other: break;
+        case TransferKind::Ndr32:
+            return "NDR32";
+        case TransferKind::Ndr64:
+            return "NDR64";
+        case TransferKind::Btfn:
+            return "BTFN";
+        case TransferKind::Other:
+            break;
     }
     return s.uuid.is_nil() ? "none" : s.uuid.to_string();
 }
@@ -78,12 +100,13 @@ Result<Header> parse_header(ByteView bytes, std::size_t base_offset, const Limit
     if (!r.ok()) return *r.error();
     std::copy(drep.begin(), drep.end(), h.drep.begin());
     if (h.version != 5 || h.version_minor != 0)
-        return ParseError{"rpc_vers", base_offset,
-                          "not DCE/RPC 5.0 (version " + std::to_string(h.version) + "." +
-                              std::to_string(h.version_minor) + ")"};
+        return ParseError{
+            "rpc_vers", base_offset,
+            "not DCE/RPC 5.0 (version " + std::to_string(h.version) + "." + std::to_string(h.version_minor) + ")"};
     if (h.drep[0] != 0x10)
-        return ParseError{"packed_drep", base_offset + 4,
-                          "unsupported data representation " + to_hex(ByteView(h.drep)) + " (only little-endian ASCII)"};
+        return ParseError{
+            "packed_drep", base_offset + 4,
+            "unsupported data representation " + to_hex(ByteView(h.drep)) + " (only little-endian ASCII)"};
     if (h.frag_length < kHeaderSize)
         return ParseError{"frag_length", base_offset + 8,
                           "frag_length " + std::to_string(h.frag_length) + " shorter than the 16-byte header"};
@@ -111,8 +134,8 @@ Result<BindBody> parse_bind_body(Reader& r, const Limits& limits) {
     std::uint8_t n = r.u8("n_context_elem");
     r.skip(3, "reserved");
     if (r.ok() && n > limits.max_context_items)
-        r.fail("n_context_elem", std::to_string(n) + " context items exceed the limit of " +
-                                     std::to_string(limits.max_context_items));
+        r.fail("n_context_elem",
+               std::to_string(n) + " context items exceed the limit of " + std::to_string(limits.max_context_items));
     for (std::uint8_t i = 0; i < n && r.ok(); ++i) {
         ContextItem item;
         item.context_id = r.u16le("p_cont_id");
@@ -237,7 +260,8 @@ Result<Pdu> parse_pdu(ByteView bytes, std::size_t base_offset, const Limits& lim
             pdu.body = b;
             break;
         }
-        default: break;  // other PTYPEs: header only
+        default:
+            break;  // other PTYPEs: header only
     }
     return pdu;
 }

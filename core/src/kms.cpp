@@ -20,15 +20,21 @@ Block xor_blocks(const Block& a, const Block& b) {
     return out;
 }
 
-const crypto::BlockCipher& cipher(Version v) { return crypto::cipher_for_major(v.major); }
+const crypto::BlockCipher& cipher(Version v) {
+    return crypto::cipher_for_major(v.major);
+}
 
 // Clients may deliberately send versions a server must refuse (vlmcs -K 7.0): such requests are
 // built with the envelope of the nearest real version.
-const crypto::BlockCipher& cipher_for_building(Version v) { return crypto::cipher_for_major(v.major >= 6 ? 6 : 5); }
+const crypto::BlockCipher& cipher_for_building(Version v) {
+    return crypto::cipher_for_major(v.major >= 6 ? 6 : 5);
+}
 
 }  // namespace
 
-std::string Version::to_string() const { return std::to_string(major) + "." + std::to_string(minor); }
+std::string Version::to_string() const {
+    return std::to_string(major) + "." + std::to_string(minor);
+}
 
 std::optional<Version> peek_version(ByteView message) {
     if (message.size() < 4) return std::nullopt;
@@ -37,7 +43,9 @@ std::optional<Version> peek_version(ByteView message) {
 
 // ---- base request -----------------------------------------------------------------------------
 
-std::string BaseRequest::workstation() const { return utf16le_to_utf8(workstation_raw, true); }
+std::string BaseRequest::workstation() const {
+    return utf16le_to_utf8(workstation_raw, true);
+}
 
 void BaseRequest::set_workstation(std::string_view utf8) {
     workstation_raw.fill(0);
@@ -108,8 +116,8 @@ Result<BaseResponse> parse_base_response(ByteView bytes, std::size_t base_offset
     p.version.major = r.u16le("version.major");
     p.pid_size = r.u32le("pid_size");
     if (r.ok() && p.pid_size > r.remaining())
-        r.fail("pid_size", "PIDSize " + std::to_string(p.pid_size) + " exceeds the " +
-                               std::to_string(r.remaining()) + " bytes left");
+        r.fail("pid_size", "PIDSize " + std::to_string(p.pid_size) + " exceeds the " + std::to_string(r.remaining()) +
+                               " bytes left");
     auto pid = r.bytes(p.pid_size, "epid");
     p.cmid = r.guid("cmid");
     p.client_time.ticks = r.u64le("client_time");
@@ -141,49 +149,83 @@ void write_base_response(Writer& w, const BaseResponse& p) {
 
 std::string_view check_name(Check c) {
     switch (c) {
-        case Check::RequestMac: return "request_mac";
-        case Check::RequestPadding: return "request_padding";
-        case Check::ResponseMac: return "response_mac";
-        case Check::Decrypt: return "decrypt";
-        case Check::Version: return "version";
-        case Check::Cmid: return "cmid";
-        case Check::ClientTime: return "client_time";
-        case Check::Pid: return "pid";
-        case Check::Hash: return "hash";
-        case Check::Iv: return "iv";
-        case Check::XoredIvs: return "xored_ivs";
-        case Check::Hmac: return "hmac";
-        case Check::IvReused: return "iv_reused";
-        case Check::Size: return "size";
-        case Check::Count: return "count";
-        case Check::Rpc: return "rpc";
+        case Check::RequestMac:
+            return "request_mac";
+        case Check::RequestPadding:
+            return "request_padding";
+        case Check::ResponseMac:
+            return "response_mac";
+        case Check::Decrypt:
+            return "decrypt";
+        case Check::Version:
+            return "version";
+        case Check::Cmid:
+            return "cmid";
+        case Check::ClientTime:
+            return "client_time";
+        case Check::Pid:
+            return "pid";
+        case Check::Hash:
+            return "hash";
+        case Check::Iv:
+            return "iv";
+        case Check::XoredIvs:
+            return "xored_ivs";
+        case Check::Hmac:
+            return "hmac";
+        case Check::IvReused:
+            return "iv_reused";
+        case Check::Size:
+            return "size";
+        case Check::Count:
+            return "count";
+        case Check::Rpc:
+            return "rpc";
     }
     return "unknown";
 }
 
 std::string_view check_description(Check c) {
     switch (c) {
-        case Check::RequestMac: return "v4 request MAC does not match the base request";
-        case Check::RequestPadding: return "request does not decrypt to PKCS#7 padding 04040404";
-        case Check::ResponseMac: return "v4 response MAC does not match the base response";
-        case Check::Decrypt: return "response does not decrypt to valid PKCS#7 padding";
-        case Check::Version: return "response version differs from the request version";
-        case Check::Cmid: return "response does not echo the request CMID";
-        case Check::ClientTime: return "response does not echo the request client time";
-        case Check::Pid: return "ePID is not a NUL-terminated string of at most 64 UTF-16 units";
-        case Check::Hash: return "SHA-256 of the server random does not match the response hash";
-        case Check::Iv: return "v5 response IV differs from the request IV";
-        case Check::XoredIvs: return "v6 XoredIVs differ from the decrypted request IV";
-        case Check::Hmac: return "v6 response HMAC does not verify";
-        case Check::IvReused: return "v6 response reuses the request IV (emulator following v5 rules)";
-        case Check::Size: return "response message size differs from the size its body implies";
-        case Check::Count: return "count is below the request's N policy (client reports 0xC004F038)";
-        case Check::Rpc: return "RPC response framing deviates from what a Windows client accepts";
+        case Check::RequestMac:
+            return "v4 request MAC does not match the base request";
+        case Check::RequestPadding:
+            return "request does not decrypt to PKCS#7 padding 04040404";
+        case Check::ResponseMac:
+            return "v4 response MAC does not match the base response";
+        case Check::Decrypt:
+            return "response does not decrypt to valid PKCS#7 padding";
+        case Check::Version:
+            return "response version differs from the request version";
+        case Check::Cmid:
+            return "response does not echo the request CMID";
+        case Check::ClientTime:
+            return "response does not echo the request client time";
+        case Check::Pid:
+            return "ePID is not a NUL-terminated string of at most 64 UTF-16 units";
+        case Check::Hash:
+            return "SHA-256 of the server random does not match the response hash";
+        case Check::Iv:
+            return "v5 response IV differs from the request IV";
+        case Check::XoredIvs:
+            return "v6 XoredIVs differ from the decrypted request IV";
+        case Check::Hmac:
+            return "v6 response HMAC does not verify";
+        case Check::IvReused:
+            return "v6 response reuses the request IV (emulator following v5 rules)";
+        case Check::Size:
+            return "response message size differs from the size its body implies";
+        case Check::Count:
+            return "count is below the request's N policy (client reports 0xC004F038)";
+        case Check::Rpc:
+            return "RPC response framing deviates from what a Windows client accepts";
     }
     return "unknown check";
 }
 
-bool Verdict::has(Check c) const { return std::find(failed.begin(), failed.end(), c) != failed.end(); }
+bool Verdict::has(Check c) const {
+    return std::find(failed.begin(), failed.end(), c) != failed.end();
+}
 
 void Verdict::fail(Check c) {
     if (!has(c)) failed.push_back(c);
@@ -269,9 +311,9 @@ Result<DecodedResponse> decode_response(ByteView message, std::size_t base_offse
     if (!r.ok()) return *r.error();
     ByteView ciphertext = r.rest();
     if (ciphertext.empty() || ciphertext.size() % 16)
-        return ParseError{"ciphertext", r.offset(),
-                          "encrypted part of " + std::to_string(ciphertext.size()) +
-                              " bytes is not a positive multiple of 16"};
+        return ParseError{
+            "ciphertext", r.offset(),
+            "encrypted part of " + std::to_string(ciphertext.size()) + " bytes is not a positive multiple of 16"};
     const auto& c = cipher(*version);
     out.plaintext = c.cbc_decrypt(out.iv, ciphertext);
     auto unpadded = crypto::pkcs7_unpadded_length(out.plaintext);

@@ -4,10 +4,14 @@ namespace kmscope::rpc {
 
 namespace {
 constexpr std::uint32_t kReferentId = 0x00020000;
-std::size_t pad4(std::size_t n) { return (4 - n % 4) % 4; }
+std::size_t pad4(std::size_t n) {
+    return (4 - n % 4) % 4;
+}
 }  // namespace
 
-const char* ndr_name(Ndr ndr) { return ndr == Ndr::Ndr64 ? "64" : "32"; }
+const char* ndr_name(Ndr ndr) {
+    return ndr == Ndr::Ndr64 ? "64" : "32";
+}
 
 Result<RequestStub> parse_request_stub(ByteView stub, Ndr ndr, std::size_t base_offset) {
     Reader r(stub, base_offset);
@@ -21,9 +25,9 @@ Result<RequestStub> parse_request_stub(ByteView stub, Ndr ndr, std::size_t base_
     }
     if (!r.ok()) return *r.error();
     if (conformance != size)
-        return ParseError{"conformance", base_offset + (ndr == Ndr::Ndr64 ? 8 : 4),
-                          "array conformance " + std::to_string(conformance) + " differs from requestSize " +
-                              std::to_string(size)};
+        return ParseError{
+            "conformance", base_offset + (ndr == Ndr::Ndr64 ? 8 : 4),
+            "array conformance " + std::to_string(conformance) + " differs from requestSize " + std::to_string(size)};
     RequestStub out;
     out.message_offset = r.position();
     out.message = r.bytes(size, "request");
@@ -65,9 +69,9 @@ Result<ResponseStub> parse_response_stub(ByteView stub, Ndr ndr, std::size_t bas
     std::uint64_t conformance = ndr == Ndr::Ndr64 ? r.u64le("conformance") : r.u32le("conformance");
     if (!r.ok()) return *r.error();
     if (conformance != size)
-        return ParseError{"conformance", r.offset() - (ndr == Ndr::Ndr64 ? 8 : 4),
-                          "array conformance " + std::to_string(conformance) + " differs from responseSize " +
-                              std::to_string(size)};
+        return ParseError{
+            "conformance", r.offset() - (ndr == Ndr::Ndr64 ? 8 : 4),
+            "array conformance " + std::to_string(conformance) + " differs from responseSize " + std::to_string(size)};
     if (out.referent != kReferentId) out.anomalies.push_back("unusual referent id " + std::to_string(out.referent));
     out.message_offset = r.position();
     out.message = r.bytes(size, "response");

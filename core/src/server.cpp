@@ -128,8 +128,8 @@ Output ServerConnection::on_pdu(ByteView bytes, const Clock& clock, RandomSource
         auto header = rpc::parse_header(bytes, 0, ctx_.config.limits);
         auto ptype = header ? static_cast<rpc::PduType>(header->ptype) : rpc::PduType::Fault;
         std::uint32_t call_id = header ? header->call_id : 0;
-        out.log.push_back("malformed " + rpc::pdu_type_name(header ? header->ptype : 255) +
-                          ": " + pdu.error().to_string());
+        out.log.push_back("malformed " + rpc::pdu_type_name(header ? header->ptype : 255) + ": " +
+                          pdu.error().to_string());
         if (ptype == rpc::PduType::Bind || ptype == rpc::PduType::AlterContext) {
             out.bytes = rpc::build_bind_nak(call_id, 0);
         } else if (ptype == rpc::PduType::Request) {
@@ -141,7 +141,9 @@ Output ServerConnection::on_pdu(ByteView bytes, const Clock& clock, RandomSource
     }
     switch (static_cast<rpc::PduType>(pdu->header.ptype)) {
         case rpc::PduType::Bind:
-        case rpc::PduType::AlterContext: answer_bind(*pdu, out); break;
+        case rpc::PduType::AlterContext:
+            answer_bind(*pdu, out);
+            break;
         case rpc::PduType::Request: {
             auto whole = assembler_.add(*pdu, bytes);
             if (!whole) {
@@ -236,8 +238,8 @@ void ServerConnection::answer_request(const rpc::Pdu& pdu, const Clock& clock, R
     if (body.opnum != 0 && ctx_.config.strict_opnum)
         return fault(kNcaOpRangeError, "opnum " + std::to_string(body.opnum) + " is not RequestActivation");
     if (ctx_.config.max_requests_per_connection && requests_ >= ctx_.config.max_requests_per_connection) {
-        fault(0x1C010014, "more than " + std::to_string(ctx_.config.max_requests_per_connection) +
-                              " requests on one connection");
+        fault(0x1C010014,
+              "more than " + std::to_string(ctx_.config.max_requests_per_connection) + " requests on one connection");
         out.close = true;
         return;
     }
@@ -254,8 +256,8 @@ void ServerConnection::answer_request(const rpc::Pdu& pdu, const Clock& clock, R
         answer = answer_kms_request(ctx_, stub->message, clock, rng);
     }
     answer.record.call_id = call_id;
-    Bytes reply_stub = answer.message ? rpc::build_response_stub(*answer.message, ndr)
-                                      : rpc::build_error_stub(answer.hresult, ndr);
+    Bytes reply_stub =
+        answer.message ? rpc::build_response_stub(*answer.message, ndr) : rpc::build_error_stub(answer.hresult, ndr);
     out.bytes = rpc::build_response(rpc::flag::kFirstLast, call_id, body.context_id, reply_stub);
     if (!answer.message)
         out.log.push_back("call " + std::to_string(call_id) + ": HRESULT " + hex32(answer.hresult) + ": " +

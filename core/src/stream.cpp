@@ -1,5 +1,7 @@
 #include "kmscope/stream.hpp"
 
+#include <algorithm>
+
 namespace kmscope::rpc {
 
 void StreamFramer::feed(ByteView chunk) {
@@ -56,7 +58,9 @@ Result<std::optional<Bytes>> FragmentAssembler::add(const Pdu& pdu, ByteView raw
                           "fragment of call " + std::to_string(h.call_id) + " without a FIRST_FRAG fragment"};
     }
     Partial& p = it->second;
-    if (++p.fragments > limits_.max_fragments || p.stub.size() + stub.size() > limits_.max_reassembled_stub) {
+    // The joined PDU must still fit the 16-bit frag_length (24 bytes of request header).
+    const std::size_t max_stub = std::min<std::size_t>(limits_.max_reassembled_stub, 65535 - 24);
+    if (++p.fragments > limits_.max_fragments || p.stub.size() + stub.size() > max_stub) {
         partial_.erase(it);
         return ParseError{"frag_length", 8,
                           "fragmented call " + std::to_string(h.call_id) + " exceeds the reassembly limits (" +

@@ -2,8 +2,8 @@
 
 #include <map>
 
-#include "packet_source.hpp"
 #include "kmscope/stream.hpp"
+#include "packet_source.hpp"
 #include "tcp_split.hpp"
 
 namespace kmscope::test {
@@ -77,6 +77,8 @@ std::vector<ConnectionPdus> capture_pdus(const std::string& path) {
     return out;
 }
 
-std::string capture_path(const std::string& name) { return std::string(KMSCOPE_CAPTURES_DIR) + "/" + name; }
+std::string capture_path(const std::string& name) {
+    return std::string(KMSCOPE_CAPTURES_DIR) + "/" + name;
+}
 
 }  // namespace kmscope::test

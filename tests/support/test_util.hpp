@@ -16,7 +16,9 @@ namespace kmscope::test {
 Bytes hex(std::string_view text);
 
 /// Lower-case hex of the bytes.
-inline std::string hexs(ByteView b) { return to_hex(b); }
+inline std::string hexs(ByteView b) {
+    return to_hex(b);
+}
 
 /// Parses a GUID literal; fails the test when malformed.
 Guid guid(std::string_view text);

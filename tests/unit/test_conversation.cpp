@@ -31,7 +31,9 @@ std::vector<Event> run(const std::vector<sheet::SheetPdu>& pdus, Chunking how, s
         Bytes b = hex(p.hex);
         t.ticks += 10000;
         switch (how) {
-            case Chunking::WholePdus: conv.feed(d, t, b); break;
+            case Chunking::WholePdus:
+                conv.feed(d, t, b);
+                break;
             case Chunking::OneByte:
                 for (auto byte : b) conv.feed(d, t, ByteView(&byte, 1));
                 break;
@@ -87,13 +89,20 @@ class ConversationChunking : public ::testing::TestWithParam<std::tuple<char, Ch
 
 const std::vector<sheet::SheetPdu>& session(char s) {
     switch (s) {
-        case 'A': return sheet::kSessionA;
-        case 'B': return sheet::kSessionB;
-        case 'C': return sheet::kSessionC;
-        case 'D': return sheet::kSessionD;
-        case 'E': return sheet::kSessionE;
-        case 'F': return sheet::kSessionF;
-        default: return sheet::kSessionG;
+        case 'A':
+            return sheet::kSessionA;
+        case 'B':
+            return sheet::kSessionB;
+        case 'C':
+            return sheet::kSessionC;
+        case 'D':
+            return sheet::kSessionD;
+        case 'E':
+            return sheet::kSessionE;
+        case 'F':
+            return sheet::kSessionF;
+        default:
+            return sheet::kSessionG;
     }
 }
 
@@ -271,8 +280,8 @@ TEST(Conversation, FragmentedRequestIsReassembled) {
     ByteView stub = body.stub;
     Conversation conv;
     FileTime t = FileTime::from_unix(1);
-    for (std::size_t i = 0; i < 4; ++i) conv.feed(i % 2 ? Direction::ToClient : Direction::ToServer, t,
-                                                  hex(sheet::kSessionC[i].hex));
+    for (std::size_t i = 0; i < 4; ++i)
+        conv.feed(i % 2 ? Direction::ToClient : Direction::ToServer, t, hex(sheet::kSessionC[i].hex));
     std::uint8_t flags[3] = {rpc::flag::kFirstFrag, 0, rpc::flag::kLastFrag};
     std::size_t cut[4] = {0, 100, 200, stub.size()};
     for (int i = 0; i < 3; ++i)

@@ -169,22 +169,22 @@ TEST_P(KmsTamper, FailsExactlyTheTamperedCheck) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllChecks, KmsTamper,
-    ::testing::Values(
-        Tamper{"v4 request mac", 4, [](auto& q, auto&) { q.mac_ok = false; }, kms::Check::RequestMac},
-        Tamper{"v4 response mac", 4, [](auto&, auto& p) { p.mac_ok = false; }, kms::Check::ResponseMac},
-        Tamper{"v5 cmid", 5, [](auto&, auto& p) { p.base.cmid.wire[0] ^= 1; }, kms::Check::Cmid},
-        Tamper{"v6 time", 6, [](auto&, auto& p) { p.base.client_time.ticks++; }, kms::Check::ClientTime},
-        Tamper{"v5 pid", 5, [](auto&, auto& p) { p.base.pid_well_formed = false; }, kms::Check::Pid},
-        Tamper{"v5 hash", 5, [](auto&, auto& p) { p.hash[3] ^= 0xFF; }, kms::Check::Hash},
-        Tamper{"v5 iv", 5, [](auto&, auto& p) { p.iv[0] ^= 1; }, kms::Check::Iv},
-        Tamper{"v6 xored ivs", 6, [](auto&, auto& p) { p.xored_ivs[5] ^= 1; }, kms::Check::XoredIvs},
-        Tamper{"v6 hmac", 6, [](auto&, auto& p) { p.hmac_ok = false; }, kms::Check::Hmac},
-        Tamper{"v6 iv reused", 6, [](auto& q, auto& p) { q.iv = p.iv; }, kms::Check::IvReused},
-        Tamper{"v6 padding", 6, [](auto&, auto& p) { p.padding_ok = false; }, kms::Check::Decrypt},
-        Tamper{"v5 request padding", 5, [](auto& q, auto&) { q.padding_ok = false; }, kms::Check::RequestPadding},
-        Tamper{"v6 size", 6, [](auto&, auto& p) { p.message_size += 16; }, kms::Check::Size},
-        Tamper{"v4 count", 4, [](auto&, auto& p) { p.base.count = 24; }, kms::Check::Count},
-        Tamper{"v6 version", 6, [](auto&, auto& p) { p.base.version.minor = 1; }, kms::Check::Version}),
+    ::testing::Values(Tamper{"v4 request mac", 4, [](auto& q, auto&) { q.mac_ok = false; }, kms::Check::RequestMac},
+                      Tamper{"v4 response mac", 4, [](auto&, auto& p) { p.mac_ok = false; }, kms::Check::ResponseMac},
+                      Tamper{"v5 cmid", 5, [](auto&, auto& p) { p.base.cmid.wire[0] ^= 1; }, kms::Check::Cmid},
+                      Tamper{"v6 time", 6, [](auto&, auto& p) { p.base.client_time.ticks++; }, kms::Check::ClientTime},
+                      Tamper{"v5 pid", 5, [](auto&, auto& p) { p.base.pid_well_formed = false; }, kms::Check::Pid},
+                      Tamper{"v5 hash", 5, [](auto&, auto& p) { p.hash[3] ^= 0xFF; }, kms::Check::Hash},
+                      Tamper{"v5 iv", 5, [](auto&, auto& p) { p.iv[0] ^= 1; }, kms::Check::Iv},
+                      Tamper{"v6 xored ivs", 6, [](auto&, auto& p) { p.xored_ivs[5] ^= 1; }, kms::Check::XoredIvs},
+                      Tamper{"v6 hmac", 6, [](auto&, auto& p) { p.hmac_ok = false; }, kms::Check::Hmac},
+                      Tamper{"v6 iv reused", 6, [](auto& q, auto& p) { q.iv = p.iv; }, kms::Check::IvReused},
+                      Tamper{"v6 padding", 6, [](auto&, auto& p) { p.padding_ok = false; }, kms::Check::Decrypt},
+                      Tamper{"v5 request padding", 5, [](auto& q, auto&) { q.padding_ok = false; },
+                             kms::Check::RequestPadding},
+                      Tamper{"v6 size", 6, [](auto&, auto& p) { p.message_size += 16; }, kms::Check::Size},
+                      Tamper{"v4 count", 4, [](auto&, auto& p) { p.base.count = 24; }, kms::Check::Count},
+                      Tamper{"v6 version", 6, [](auto&, auto& p) { p.base.version.minor = 1; }, kms::Check::Version}),
     [](const auto& info) {
         std::string n = info.param.name;
         for (auto& c : n)

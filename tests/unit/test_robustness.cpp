@@ -91,8 +91,7 @@ TEST_P(CaptureMutations, NeverCrashAndProtectedBytesAreCaught) {
                     ++runs;
                     // v4 messages carry a MAC over everything, v6 responses an HMAC over the whole body
                     // and IV; v4/v6 requests are verified through their response.
-                    bool protected_byte = pos >= span.begin && pos < span.end &&
-                                          (span.major == 4 || span.major == 6);
+                    bool protected_byte = pos >= span.begin && pos < span.end && (span.major == 4 || span.major == 6);
                     if (!protected_byte) continue;
                     bool still_ok = false;
                     for (const auto& x : got)

@@ -130,8 +130,14 @@ TEST(ClientServer, ServerRefusalsCarryTheRightHresult) {
         std::function<void(kms::BaseRequest&)> change;
         std::uint32_t hresult;
     } cases[] = {
-        {[](auto& b) { b.version = {7, 0}; }, kHrInvalidData},
-        {[](auto& b) { b.version = {6, 1}; }, kHrInvalidData},
+        {[](auto& b) {
+             b.version = {7, 0};
+         },
+         kHrInvalidData},
+        {[](auto& b) {
+             b.version = {6, 1};
+         },
+         kHrInvalidData},
         {[](auto& b) { b.n_policy = 1001; }, kHrInvalidData},
         {[](auto& b) { b.client_time.ticks += 5ull * 3600 * 10000000; }, kHrTimeSkew},
         {[](auto& b) { b.client_time.ticks -= 5ull * 3600 * 10000000; }, kHrTimeSkew},

@@ -196,11 +196,21 @@ void expect_server_reproduces(const std::vector<sheet::SheetPdu>& pdus, bool ndr
     EXPECT_EQ(rng.left(), 0u);
 }
 
-TEST(ServerAgainstVlmcsd, SessionA_V4_Ndr32ThenNdr64) { expect_server_reproduces(sheet::kSessionA, true); }
-TEST(ServerAgainstVlmcsd, SessionB_V5) { expect_server_reproduces(sheet::kSessionB, true); }
-TEST(ServerAgainstVlmcsd, SessionC_V6) { expect_server_reproduces(sheet::kSessionC, true); }
-TEST(ServerAgainstVlmcsd, SessionD_V6_Ndr32OnlyBind) { expect_server_reproduces(sheet::kSessionD, true); }
-TEST(ServerAgainstVlmcsd, SessionF_UnsupportedVersion) { expect_server_reproduces(sheet::kSessionF, true); }
+TEST(ServerAgainstVlmcsd, SessionA_V4_Ndr32ThenNdr64) {
+    expect_server_reproduces(sheet::kSessionA, true);
+}
+TEST(ServerAgainstVlmcsd, SessionB_V5) {
+    expect_server_reproduces(sheet::kSessionB, true);
+}
+TEST(ServerAgainstVlmcsd, SessionC_V6) {
+    expect_server_reproduces(sheet::kSessionC, true);
+}
+TEST(ServerAgainstVlmcsd, SessionD_V6_Ndr32OnlyBind) {
+    expect_server_reproduces(sheet::kSessionD, true);
+}
+TEST(ServerAgainstVlmcsd, SessionF_UnsupportedVersion) {
+    expect_server_reproduces(sheet::kSessionF, true);
+}
 
 TEST(ServerAgainstVlmcsd, SessionG_UnboundContextFaultsWithTheRightCallId) {
     server::ServerContext ctx;

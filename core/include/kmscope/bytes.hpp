@@ -90,10 +90,15 @@ public:
     /// Reads `data`; `base_offset` is added to positions in diagnostics (absolute offsets).
     explicit Reader(ByteView data, std::size_t base_offset = 0) : data_(data), base_(base_offset) {}
 
+    /// Reads one byte (0 after a failure).
     std::uint8_t u8(std::string_view field);
+    /// Reads a little-endian u16 (0 after a failure).
     std::uint16_t u16le(std::string_view field);
+    /// Reads a little-endian u32 (0 after a failure).
     std::uint32_t u32le(std::string_view field);
+    /// Reads a little-endian u64 (0 after a failure).
     std::uint64_t u64le(std::string_view field);
+    /// Reads a 16-byte GUID in Microsoft layout (nil after a failure).
     Guid guid(std::string_view field);
     /// Next n bytes as a view into the input (empty on failure).
     ByteView bytes(std::size_t n, std::string_view field);
@@ -102,12 +107,15 @@ public:
     /// Records a semantic failure at the current offset (first failure wins).
     void fail(std::string_view field, std::string message);
 
+    /// True while no read has failed.
     bool ok() const { return !error_.has_value(); }
+    /// The first failure, if any.
     const std::optional<ParseError>& error() const { return error_; }
     /// Absolute offset of the next byte.
     std::size_t offset() const { return base_ + pos_; }
     /// Offset relative to the start of this reader's data.
     std::size_t position() const { return pos_; }
+    /// Bytes not yet consumed.
     std::size_t remaining() const { return data_.size() - pos_; }
     /// Everything not yet consumed.
     ByteView rest() const { return data_.subspan(pos_); }
@@ -123,20 +131,31 @@ private:
 /// Appends little-endian values to a byte vector.
 class Writer {
 public:
+    /// Appends one byte.
     void u8(std::uint8_t v) { out_.push_back(v); }
+    /// Appends a little-endian u16.
     void u16le(std::uint16_t v);
+    /// Appends a little-endian u32.
     void u32le(std::uint32_t v);
+    /// Appends a little-endian u64.
     void u64le(std::uint64_t v);
+    /// Appends a GUID's 16 wire bytes.
     void guid(const Guid& g) { bytes(g.wire); }
+    /// Appends raw bytes.
     void bytes(ByteView b) { out_.insert(out_.end(), b.begin(), b.end()); }
+    /// Appends n zero bytes.
     void zeros(std::size_t n) { out_.insert(out_.end(), n, 0); }
     /// Pads with zeros until size() is a multiple of `alignment`.
     void align(std::size_t alignment);
     /// Overwrites a u16/u32 at an earlier position (for length fields).
     void patch_u16le(std::size_t at, std::uint16_t v);
+    /// Overwrites a u32 at an earlier position.
     void patch_u32le(std::size_t at, std::uint32_t v);
+    /// Bytes written so far.
     std::size_t size() const { return out_.size(); }
+    /// The buffer being written.
     Bytes& buffer() { return out_; }
+    /// Moves the written bytes out.
     Bytes take() { return std::move(out_); }
 
 private:

@@ -18,9 +18,9 @@ namespace kmscope::client {
 
 /// How the client negotiates.
 struct ClientOptions {
-    bool offer_ndr64 = true;   // offer NDR64 as context 1
-    bool offer_btfn = true;    // offer bind-time feature negotiation as context 2
-    bool conc_mpx = true;      // set CONC_MPX on bind / alter_context
+    bool offer_ndr64 = true;          // offer NDR64 as context 1
+    bool offer_btfn = true;           // offer bind-time feature negotiation as context 2
+    bool conc_mpx = true;             // set CONC_MPX on bind / alter_context
     std::uint32_t first_call_id = 2;  // Windows and vlmcs start at 2
     std::uint16_t max_frag = 5840;
 };
@@ -45,6 +45,7 @@ kms::BaseRequest make_base_request(const RequestSpec& spec, FileTime now);
 /// The client side of one connection.
 class ClientSession {
 public:
+    /// A client session negotiating as `options` says.
     explicit ClientSession(ClientOptions options = {});
     /// The bind PDU that opens the connection.
     Bytes bind();

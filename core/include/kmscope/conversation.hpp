@@ -35,7 +35,7 @@ struct BoundContext {
 
 /// A bind or alter_context together with its answer.
 struct ContextNegotiation {
-    FileTime time;                     // time of the answer (or of the offer if unanswered)
+    FileTime time;  // time of the answer (or of the offer if unanswered)
     std::uint32_t call_id = 0;
     bool alter_context = false;
     std::uint8_t offer_flags = 0;
@@ -60,11 +60,11 @@ struct PduEvent {
 
 /// How an exchange ended.
 enum class Outcome : std::uint8_t {
-    Response,        // a KMS response message came back
-    Hresult,         // the stub carried a NULL pointer and a non-zero HRESULT
-    Fault,           // a DCE/RPC fault PDU
-    NoResponse,      // the request was never answered on this connection
-    Orphan,          // an answer whose request was not seen
+    Response,    // a KMS response message came back
+    Hresult,     // the stub carried a NULL pointer and a non-zero HRESULT
+    Fault,       // a DCE/RPC fault PDU
+    NoResponse,  // the request was never answered on this connection
+    Orphan,      // an answer whose request was not seen
 };
 
 /// "response", "hresult", "fault", "no_response", "orphan".
@@ -92,8 +92,8 @@ struct Exchange {
     std::optional<std::uint32_t> hresult;       // return value of the stub (0 with a message)
     std::optional<std::uint32_t> fault_status;  // fault PDU status
 
-    kms::Verdict verdict;                        // checks that failed
-    std::vector<std::string> diagnostics;        // anomalies and decoding errors, one sentence each
+    kms::Verdict verdict;                  // checks that failed
+    std::vector<std::string> diagnostics;  // anomalies and decoding errors, one sentence each
 
     /// True when a KMS response came back and every check passed.
     bool ok() const { return outcome == Outcome::Response && response && request && verdict.ok(); }
@@ -124,6 +124,7 @@ struct ConversationOptions {
 /// Reassembles and decodes one TCP connection carrying KMS over DCE/RPC.
 class Conversation {
 public:
+    /// A conversation with the given limits.
     explicit Conversation(ConversationOptions options = {});
 
     /// Feeds bytes received in one direction at time `t`.
@@ -141,6 +142,7 @@ public:
     bool is_kms() const { return is_kms_; }
     /// True when one direction could not be framed as DCE/RPC at all.
     bool not_dcerpc() const { return not_dcerpc_; }
+    /// Requests still waiting for an answer.
     std::size_t pending_requests() const { return pending_.size(); }
 
 private:

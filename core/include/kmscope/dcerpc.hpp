@@ -60,9 +60,11 @@ struct SyntaxId {
     bool operator==(const SyntaxId&) const = default;
 };
 
-/// Well-known syntaxes (section 2.2).
+/// The KMS interface 51c82175-844e-4750-b0d8-ec255555bc06 v1.0.
 const SyntaxId& kms_interface();
+/// The NDR 2.0 (NDR32) transfer syntax.
 const SyntaxId& ndr32_syntax();
+/// The NDR64 transfer syntax.
 const SyntaxId& ndr64_syntax();
 /// Bind-time feature negotiation syntax carrying `bitmask` in bytes 8-9.
 SyntaxId btfn_syntax(std::uint16_t bitmask);
@@ -110,7 +112,7 @@ struct BindAckBody {
     std::uint16_t max_xmit_frag = 5840;
     std::uint16_t max_recv_frag = 5840;
     std::uint32_t assoc_group = 0;
-    std::string secondary_address;  // without its NUL; empty with L=0 (alter_context_resp)
+    std::string secondary_address;           // without its NUL; empty with L=0 (alter_context_resp)
     bool secondary_address_present = false;  // L > 0 on the wire
     std::vector<ContextResult> results;
 };
@@ -157,11 +159,11 @@ struct Pdu {
 
 /// Hard limits that keep a hostile peer from costing memory or time.
 struct Limits {
-    std::size_t max_pdu_size = 65535;        // frag_length is 16 bits anyway
-    std::size_t max_context_items = 16;       // per bind / alter_context
-    std::size_t max_transfer_syntaxes = 16;   // per context item
-    std::size_t max_fragments = 16;           // per fragmented request
-    std::size_t max_reassembled_stub = 16384; // bytes of a reassembled request stub
+    std::size_t max_pdu_size = 65535;          // frag_length is 16 bits anyway
+    std::size_t max_context_items = 16;        // per bind / alter_context
+    std::size_t max_transfer_syntaxes = 16;    // per context item
+    std::size_t max_fragments = 16;            // per fragmented request
+    std::size_t max_reassembled_stub = 16384;  // bytes of a reassembled request stub
 };
 
 /// Parses and validates the 16-byte header (version 5.0, little-endian drep, sane frag_length).

@@ -56,6 +56,7 @@ class FixedClock final : public Clock {
 public:
     explicit FixedClock(FileTime t) : t_(t) {}
     FileTime now() const override { return t_; }
+    /// Moves the clock to `t`.
     void set(FileTime t) { t_ = t; }
 
 private:

@@ -65,7 +65,7 @@ void write_base_request(Writer& w, const BaseRequest& r);
 struct BaseResponse {
     Version version;
     std::uint32_t pid_size = 0;
-    std::string epid;           // up to the first NUL WCHAR
+    std::string epid;              // up to the first NUL WCHAR
     bool pid_well_formed = false;  // even, <= 128 bytes, last WCHAR NUL and no earlier NUL
     Guid cmid;
     FileTime client_time;
@@ -109,7 +109,9 @@ std::string_view check_description(Check c);
 /// The outcome of verifying an exchange: the list of failed checks.
 struct Verdict {
     std::vector<Check> failed;
+    /// True when no check failed.
     bool ok() const { return failed.empty(); }
+    /// True when check `c` failed.
     bool has(Check c) const;
     /// Records a failed check once.
     void fail(Check c);
@@ -124,10 +126,11 @@ struct DecodedRequest {
     Block mac{};
     bool mac_ok = false;
     // v5 / v6
-    Block iv{};           // IV_q
-    Block x{};            // D_K(IV_q)
+    Block iv{};  // IV_q
+    Block x{};   // D_K(IV_q)
     bool padding_ok = false;
-    Bytes plaintext;      // the 240 decrypted bytes (base request + padding)
+    Bytes plaintext;  // the 240 decrypted bytes (base request + padding)
+    /// True for the encrypted envelopes (v5 and later).
     bool encrypted() const { return version.major >= 5; }
 };
 
@@ -142,20 +145,21 @@ struct DecodedResponse {
     Version version;
     BaseResponse base;
     std::size_t message_size = 0;
-    std::size_t body_size = 0;     // plaintext body without PKCS#7 padding (v5/v6)
+    std::size_t body_size = 0;  // plaintext body without PKCS#7 padding (v5/v6)
     // v4
     Block mac{};
     bool mac_ok = false;
     // v5 / v6
-    Block iv{};                    // IV_r
+    Block iv{};  // IV_r
     bool padding_ok = false;
-    Bytes plaintext;               // decrypted bytes including padding
+    Bytes plaintext;  // decrypted bytes including padding
     Block random_xored_ivs{};
     std::array<std::uint8_t, 32> hash{};
-    std::optional<HwId> hwid;      // v6
-    Block xored_ivs{};             // v6
-    Block hmac{};                  // v6
-    bool hmac_ok = false;          // v6, keyed by the echoed ClientTime
+    std::optional<HwId> hwid;  // v6
+    Block xored_ivs{};         // v6
+    Block hmac{};              // v6
+    bool hmac_ok = false;      // v6, keyed by the echoed ClientTime
+    /// True for the encrypted envelopes (v5 and later).
     bool encrypted() const { return version.major >= 5; }
 };
 

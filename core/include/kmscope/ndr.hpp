@@ -31,7 +31,7 @@ Bytes build_request_stub(ByteView message, Ndr ndr);
 struct ResponseStub {
     std::optional<ByteView> message;  // absent when the out pointer is NULL
     std::size_t message_offset = 0;
-    std::uint32_t return_value = 0;   // the HRESULT
+    std::uint32_t return_value = 0;  // the HRESULT
     std::uint64_t referent = 0;
     std::vector<std::string> anomalies;  // deviations a strict client (vlmcs, Windows) would flag
 };

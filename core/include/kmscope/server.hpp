@@ -29,18 +29,18 @@ struct FamilyIdentity {
 
 /// Everything configurable about the server.
 struct ServerConfig {
-    bool ndr64 = true;            // accept NDR64 (then NDR32 is rejected when both are offered)
-    bool btfn = true;             // answer bind-time feature negotiation
+    bool ndr64 = true;                 // accept NDR64 (then NDR32 is rejected when both are offered)
+    bool btfn = true;                  // answer bind-time feature negotiation
     std::uint32_t host_build = 17763;  // the ePID build; must agree with `ndr64` (see validate())
     std::uint32_t lcid = 1033;
-    std::uint32_t activation_interval = 120;  // minutes
-    std::uint32_t renewal_interval = 10080;   // minutes
-    HwId hwid = kVlmcsdDefaultHwId;           // default HwId for every family
-    std::map<std::string, FamilyIdentity> identities;  // per CSVLK family ini name: fixed ePID/HwId
-    std::uint32_t max_n_policy = 1000;        // larger N policies are refused with 0x8007000D
+    std::uint32_t activation_interval = 120;            // minutes
+    std::uint32_t renewal_interval = 10080;             // minutes
+    HwId hwid = kVlmcsdDefaultHwId;                     // default HwId for every family
+    std::map<std::string, FamilyIdentity> identities;   // per CSVLK family ini name: fixed ePID/HwId
+    std::uint32_t max_n_policy = 1000;                  // larger N policies are refused with 0x8007000D
     std::optional<std::int64_t> max_time_skew_seconds;  // refuse (0xC004F06C) when set and exceeded
-    bool strict_opnum = true;                 // fault nca_s_op_rng_error for opnum != 0
-    std::uint32_t max_requests_per_connection = 0;  // 0 = unlimited
+    bool strict_opnum = true;                           // fault nca_s_op_rng_error for opnum != 0
+    std::uint32_t max_requests_per_connection = 0;      // 0 = unlimited
     rpc::Limits limits;
     /// Problems with the configuration (e.g. NDR64 with a pre-Windows-8 build), one sentence each.
     std::vector<std::string> validate() const;
@@ -95,17 +95,17 @@ struct ActivationRecord {
     std::uint32_t call_id = 0;
     std::optional<kms::Version> version;
     std::optional<kms::BaseRequest> request;
-    std::uint32_t hresult = 0;    // 0 when a KMS response was sent
-    std::uint32_t fault = 0;      // NCA status when a fault was sent
+    std::uint32_t hresult = 0;  // 0 when a KMS response was sent
+    std::uint32_t fault = 0;    // NCA status when a fault was sent
     std::uint32_t count = 0;
     std::string epid;
-    std::string reason;           // why it was refused; empty on success
+    std::string reason;  // why it was refused; empty on success
 };
 
 /// What the connection handler wants the front end to do.
 struct Output {
-    Bytes bytes;                   // send these
-    bool close = false;            // then close the connection
+    Bytes bytes;         // send these
+    bool close = false;  // then close the connection
     std::vector<ActivationRecord> activations;
     std::vector<std::string> log;  // one line per refused or dropped PDU, with the reason
 };
@@ -144,7 +144,6 @@ struct KmsAnswer {
 };
 
 /// Decodes a KMS request message and builds the answer per the server's policy.
-KmsAnswer answer_kms_request(ServerContext& context, ByteView request_message, const Clock& clock,
-                             RandomSource& rng);
+KmsAnswer answer_kms_request(ServerContext& context, ByteView request_message, const Clock& clock, RandomSource& rng);
 
 }  // namespace kmscope::server

@@ -8,7 +8,7 @@
 
 namespace kmscope {
 
-inline constexpr std::uint32_t kHrInvalidData = 0x8007000D;     // bad version, size or N policy
+inline constexpr std::uint32_t kHrInvalidData = 0x8007000D;  // bad version, size or N policy
 inline constexpr std::uint32_t kHrAccessDenied = 0x80070005;
 inline constexpr std::uint32_t kHrProductDeclined = 0xC004F042;
 inline constexpr std::uint32_t kHrTimeSkew = 0xC004F06C;

@@ -21,6 +21,7 @@ struct Frame {
 /// the framer: there is no reliable way to find the next PDU boundary in a TCP stream.
 class StreamFramer {
 public:
+    /// A framer enforcing `limits`.
     explicit StreamFramer(Limits limits = {}) : limits_(limits) {}
     /// Appends bytes received on the stream.
     void feed(ByteView chunk);
@@ -45,6 +46,7 @@ private:
 /// Joins the fragments (FIRST .. LAST) of a request or response into one single-fragment PDU.
 class FragmentAssembler {
 public:
+    /// An assembler enforcing `limits`.
     explicit FragmentAssembler(Limits limits = {}) : limits_(limits) {}
     /// Takes one parsed request/response PDU (with its raw bytes). Returns the complete PDU bytes
     /// when this fragment completes a call (a single-fragment PDU is returned as is), nullopt while
