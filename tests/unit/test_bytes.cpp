@@ -1,0 +1,106 @@
+// Byte-level helpers: fail-closed reading with field and offset, GUID layout, FILETIME, UTF-16LE.
+#include <gtest/gtest.h>
+
+#include "kmscope/bytes.hpp"
+#include "test_util.hpp"
+
+namespace kmscope {
+namespace {
+
+TEST(Reader, ReadsLittleEndianAndTracksAbsoluteOffsets) {
+    Bytes b = test::hex("0102 03040506 0708090a0b0c0d0e");
+    Reader r(b, 100);
+    EXPECT_EQ(r.u16le("a"), 0x0201);
+    EXPECT_EQ(r.u32le("b"), 0x06050403u);
+    EXPECT_EQ(r.offset(), 106u);
+    EXPECT_EQ(r.u64le("c"), 0x0e0d0c0b0a090807ull);
+    EXPECT_EQ(r.remaining(), 0u);
+    EXPECT_TRUE(r.ok());
+}
+
+TEST(Reader, FailsClosedNamingFieldAndOffset) {
+    Bytes b = test::hex("010203");
+    Reader r(b, 40);
+    EXPECT_EQ(r.u16le("first"), 0x0201);
+    EXPECT_EQ(r.u32le("frag_length"), 0u);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error()->field, "frag_length");
+    EXPECT_EQ(r.error()->offset, 42u);
+    EXPECT_EQ(r.error()->to_string(), "frag_length at offset 42: truncated (needs 4 bytes, 1 left)");
+    // Sticky: later reads return zero and keep the first error, even when bytes would be there.
+    EXPECT_EQ(r.u8("later"), 0);
+    EXPECT_EQ(r.error()->field, "frag_length");
+    EXPECT_TRUE(r.bytes(1, "x").empty());
+    r.fail("semantic", "ignored");
+    EXPECT_EQ(r.error()->field, "frag_length");
+}
+
+TEST(Reader, HugeLengthsDoNotOverflow) {
+    Bytes b(8);
+    Reader r(b);
+    r.skip(4, "a");
+    EXPECT_TRUE(r.bytes(SIZE_MAX, "huge").empty());
+    EXPECT_FALSE(r.ok());
+    EXPECT_EQ(r.error()->offset, 4u);
+}
+
+TEST(Guid, MicrosoftLayout) {
+    auto g = Guid::parse("55c92734-d682-4d71-983e-d6ec3f16059f");
+    ASSERT_TRUE(g);
+    EXPECT_EQ(to_hex(g->wire), "3427c95582d6714d983ed6ec3f16059f");
+    EXPECT_EQ(g->to_string(), "55c92734-d682-4d71-983e-d6ec3f16059f");
+    EXPECT_EQ(Guid::parse("{55C92734-D682-4D71-983E-D6EC3F16059F}"), g);
+    EXPECT_EQ(Guid::from_wire(test::hex("3427c95582d6714d983ed6ec3f16059f")), *g);
+    EXPECT_FALSE(Guid::parse("55c92734-d682-4d71-983e-d6ec3f16059"));
+    EXPECT_FALSE(Guid::parse("55c92734_d682-4d71-983e-d6ec3f16059f"));
+    EXPECT_FALSE(Guid::parse("55c92734-d682-4d71-983e-d6ec3f16059g"));
+    EXPECT_TRUE(Guid{}.is_nil());
+    EXPECT_FALSE(g->is_nil());
+}
+
+TEST(FileTime, ConversionsAndIso) {
+    FileTime t{0x01D7657AB62CD55Cull};
+    EXPECT_EQ(t.to_iso8601(), "2021-06-20T02:19:34.7525980Z");
+    EXPECT_EQ(t.unix_seconds(), 1624155574);
+    EXPECT_EQ(FileTime::from_unix(0).ticks, 116444736000000000ull);
+    EXPECT_EQ(FileTime::from_unix(1624155574).to_iso8601(), "2021-06-20T02:19:34Z");
+    EXPECT_EQ(FileTime{0}.to_iso8601(), "1601-01-01T00:00:00Z");
+    EXPECT_FALSE(FileTime{UINT64_MAX}.to_iso8601().empty());  // far future still prints
+}
+
+TEST(Utf16, RoundTripsAndRepairs) {
+    EXPECT_EQ(utf16le_to_utf8(test::hex("5400450053005400")), "TEST");
+    EXPECT_EQ(utf16le_to_utf8(test::hex("41000000420043")), "A");  // stops at the NUL
+    EXPECT_EQ(utf16le_to_utf8(test::hex("41000000420043"), false), std::string("A\0B", 3) + "");
+    EXPECT_EQ(utf16le_to_utf8(test::hex("3dd800de")), "\xF0\x9F\x98\x80");  // surrogate pair
+    EXPECT_EQ(utf16le_to_utf8(test::hex("3dd84100")),
+              "\xEF\xBF\xBD"
+              "A");                                                 // lone high surrogate
+    EXPECT_EQ(utf16le_to_utf8(test::hex("00de")), "\xEF\xBF\xBD");  // lone low surrogate
+    EXPECT_EQ(utf16le_to_utf8(test::hex("410042")), "A");           // odd trailing byte
+    EXPECT_EQ(to_hex(utf8_to_utf16le("Ä€😀")), "c400ac203dd800de");
+    EXPECT_EQ(to_hex(utf8_to_utf16le("\xC3")), "fdff");                  // truncated sequence
+    EXPECT_EQ(to_hex(utf8_to_utf16le("\xC0\x80")), "fdff");              // overlong NUL
+    EXPECT_EQ(to_hex(utf8_to_utf16le("\xED\xA0\x80")), "fdfffdfffdff");  // encoded surrogate
+}
+
+TEST(Hex, ParsesAndRejects) {
+    EXPECT_EQ(from_hex("0a 0B\n"), (Bytes{0x0a, 0x0b}));
+    EXPECT_FALSE(from_hex("abc"));
+    EXPECT_FALSE(from_hex("zz"));
+    EXPECT_EQ(to_hex(Bytes{0xde, 0xad}), "dead");
+}
+
+TEST(Writer, WritesAndPatches) {
+    Writer w;
+    w.u8(1);
+    w.u16le(0x0302);
+    w.u32le(0);
+    w.align(8);
+    w.patch_u32le(3, 0xddccbbaa);
+    w.u64le(0x0807060504030201ull);
+    EXPECT_EQ(to_hex(w.buffer()), "010203aabbccdd000102030405060708");
+}
+
+}  // namespace
+}  // namespace kmscope
