@@ -80,7 +80,7 @@ TEST(Utf16, RoundTripsAndRepairs) {
     EXPECT_EQ(utf16le_to_utf8(test::hex("410042")), "A");           // odd trailing byte
     EXPECT_EQ(to_hex(utf8_to_utf16le("Ä€😀")), "c400ac203dd800de");
     EXPECT_EQ(to_hex(utf8_to_utf16le("\xC3")), "fdff");                  // truncated sequence
-    EXPECT_EQ(to_hex(utf8_to_utf16le("\xC0\x80")), "fdff");              // overlong NUL
+    EXPECT_EQ(to_hex(utf8_to_utf16le("\xC0\x80")), "fdfffdff");          // overlong NUL: one U+FFFD per byte
     EXPECT_EQ(to_hex(utf8_to_utf16le("\xED\xA0\x80")), "fdfffdfffdff");  // encoded surrogate
 }
 
