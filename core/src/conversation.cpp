@@ -209,6 +209,7 @@ void Conversation::on_bind_answer(FileTime t, const rpc::Pdu& pdu) {
         n.results = ack.results;
         n.assoc_group = ack.assoc_group;
         n.secondary_address = ack.secondary_address;
+        n.padding_nonzero = ack.padding_nonzero;
         if (!n.offered.empty() && ack.results.size() != n.offered.size())
             diagnose(Direction::ToClient, t, 0,
                      std::to_string(ack.results.size()) + " context results for " + std::to_string(n.offered.size()) +

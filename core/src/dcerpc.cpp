@@ -168,7 +168,7 @@ Result<BindAckBody> parse_bind_ack_body(Reader& r, std::size_t pdu_start) {
     }
     // Results start at a multiple of 4 from the PDU start; the pad bytes may hold anything.
     std::size_t pos = r.offset() - pdu_start;
-    r.skip((4 - pos % 4) % 4, "sec_addr_padding");
+    for (auto c : r.bytes((4 - pos % 4) % 4, "sec_addr_padding")) b.padding_nonzero = b.padding_nonzero || c != 0;
     std::uint8_t n = r.u8("n_results");
     r.skip(3, "reserved");
     for (std::uint8_t i = 0; i < n && r.ok(); ++i) {

@@ -47,6 +47,7 @@ struct ContextNegotiation {
     std::uint16_t nak_reason = 0;
     std::uint32_t assoc_group = 0;
     std::string secondary_address;
+    bool padding_nonzero = false;  // the answer's alignment padding held stale bytes
     std::vector<BoundContext> accepted;
 };
 

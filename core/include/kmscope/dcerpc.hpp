@@ -114,6 +114,7 @@ struct BindAckBody {
     std::uint32_t assoc_group = 0;
     std::string secondary_address;           // without its NUL; empty with L=0 (alter_context_resp)
     bool secondary_address_present = false;  // L > 0 on the wire
+    bool padding_nonzero = false;            // stale bytes in the alignment padding (parsed only)
     std::vector<ContextResult> results;
 };
 

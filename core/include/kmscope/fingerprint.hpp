@@ -1,0 +1,47 @@
+// Server fingerprinting (facts sheet section 11.5): which implementation answered, from the tells
+// emulators leave in bind answers, faults and responses. Shared by the dissector and the analyzer.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kmscope/conversation.hpp"
+
+namespace kmscope {
+
+enum class ServerImpl : std::uint8_t { Unknown, Vlmcsd, PyKms, GenuineLike };
+
+/// "unknown", "vlmcsd", "py-kms", "genuine-like".
+const char* server_impl_name(ServerImpl impl);
+
+/// Accumulates evidence about the server of one connection (or of one server across connections).
+class ServerFingerprint {
+public:
+    /// Takes a bind / alter_context answer into account.
+    void observe(const ContextNegotiation& negotiation);
+    /// Takes an exchange (response, fault) into account.
+    void observe(const Exchange& exchange);
+    /// Takes any conversation event into account.
+    void observe(const Event& event);
+    /// The best guess so far.
+    ServerImpl verdict() const;
+    /// The observations behind the verdict, one short sentence each (emulator tells and consistency notes).
+    const std::vector<std::string>& tells() const { return tells_; }
+
+private:
+    void tell(std::string text);
+    void check_consistency();
+    int vlmcsd_ = 0;
+    int pykms_ = 0;
+    int emulator_ = 0;  // tells that point at an emulator without saying which
+    bool answered_ = false;
+    std::optional<bool> ndr64_accepted_;
+    std::optional<std::uint32_t> last_assoc_group_;
+    std::optional<std::uint32_t> epid_build_;
+    std::vector<std::string> epids_;
+    std::vector<std::string> tells_;
+};
+
+}  // namespace kmscope

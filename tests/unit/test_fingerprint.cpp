@@ -1,0 +1,70 @@
+// Server fingerprints on the captures, whose producers are known.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "kmscope/fingerprint.hpp"
+#include "test_util.hpp"
+
+namespace kmscope {
+namespace {
+
+ServerFingerprint fingerprint_of(const std::string& file) {
+    ServerFingerprint fp;
+    for (const auto& c : test::analyse_capture(test::capture_path(file)))
+        if (c.is_kms)
+            for (const auto& e : c.events) fp.observe(e);
+    return fp;
+}
+
+// vlmcsd sessions without an alter_context (so no stale padding) and without a v6 HwId show nothing
+// that tells vlmcsd from a genuine host.
+const std::set<std::string> kVlmcsdWithoutTells = {
+    "pykms-vlmcsd-v4-office2010.pcapng", "vlmcs-vlmcsd-H7601-v4-noNDR64-2req.pcapng",
+    "vlmcs-vlmcsd-v4-win7pro-fixedid-1req.pcapng", "vlmcs-vlmcsd-v5-office2013-N0-1req.pcapng"};
+
+TEST(Fingerprint, EveryCaptureNamesItsServer) {
+    std::ifstream in(test::capture_path("MANIFEST.json"));
+    auto m = nlohmann::json::parse(in);
+    for (const auto& e : m) {
+        const std::string file = e.at("file");
+        const std::string producer = e.at("producer_server");
+        auto fp = fingerprint_of(file);
+        ServerImpl want = producer.rfind("py-kms", 0) == 0  ? ServerImpl::PyKms
+                          : kVlmcsdWithoutTells.count(file) ? ServerImpl::GenuineLike
+                                                            : ServerImpl::Vlmcsd;
+        std::string tells;
+        for (const auto& t : fp.tells()) tells += t + "; ";
+        EXPECT_EQ(server_impl_name(fp.verdict()), std::string(server_impl_name(want))) << file << ": " << tells;
+    }
+}
+
+TEST(Fingerprint, PykmsSignatureAndPerRequestEpids) {
+    auto fp = fingerprint_of("vlmcs-pykms-v5-office2013-2req-reconnect.pcapng");
+    const auto& t = fp.tells();
+    EXPECT_NE(std::find(t.begin(), t.end(), "bind_ack assoc_group 0x1063bf3f (py-kms constant)"), t.end());
+    EXPECT_NE(std::find(t.begin(), t.end(), "NDR64 rejected although the ePID claims host build 17763"), t.end());
+    EXPECT_NE(std::find(t.begin(), t.end(),
+                        "different ePIDs from the same server (per-request random ePIDs: py-kms default, vlmcsd -r2)"),
+              t.end());
+}
+
+TEST(Fingerprint, VlmcsdAssocGroupPerConnection) {
+    auto fp = fingerprint_of("vlmcs-vlmcsd-v6-office2016-T-3conn.pcapng");
+    const auto& t = fp.tells();
+    EXPECT_NE(std::find(t.begin(), t.end(), "assoc_group grows by 1 per connection (vlmcsd)"), t.end());
+}
+
+TEST(Fingerprint, NothingAnsweredIsUnknown) {
+    ServerFingerprint fp;
+    EXPECT_EQ(fp.verdict(), ServerImpl::Unknown);
+    Exchange x;
+    x.outcome = Outcome::NoResponse;
+    fp.observe(x);
+    EXPECT_EQ(fp.verdict(), ServerImpl::Unknown);
+}
+
+}  // namespace
+}  // namespace kmscope
