@@ -32,6 +32,30 @@ const crypto::BlockCipher& cipher_for_building(Version v) {
 
 }  // namespace
 
+layout::ResponseLayout layout::response_layout(std::uint32_t pid_size, int major) {
+    ResponseLayout l;
+    l.cmid = 8 + pid_size;
+    l.client_time = l.cmid + 16;
+    l.count = l.client_time + 8;
+    l.activation_interval = l.count + 4;
+    l.renewal_interval = l.activation_interval + 4;
+    l.base_end = l.renewal_interval + 4;
+    if (major >= 5) {
+        l.random_xored_ivs = l.base_end;
+        l.hash = l.random_xored_ivs + 16;
+        l.body_end = l.hash + 32;
+        if (major >= 6) {
+            l.hwid = l.body_end;
+            l.xored_ivs = l.hwid + 8;
+            l.hmac = l.xored_ivs + 16;
+            l.body_end = l.hmac + 16;
+        }
+    } else {
+        l.body_end = l.base_end + kMacSize;
+    }
+    return l;
+}
+
 std::string Version::to_string() const {
     return std::to_string(major) + "." + std::to_string(minor);
 }

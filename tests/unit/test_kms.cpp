@@ -239,6 +239,21 @@ TEST(KmsWire, ExpectedResponseSizes) {
     EXPECT_EQ(kms::expected_response_size({6, 0}, 100), 260u);
 }
 
+TEST(KmsWire, ResponseLayoutMatchesTheSheet) {
+    auto v6 = kms::layout::response_layout(98, 6);
+    EXPECT_EQ(v6.cmid, 106u);
+    EXPECT_EQ(v6.base_end, 142u);
+    EXPECT_EQ(v6.hash, 158u);
+    EXPECT_EQ(v6.hwid, 190u);
+    EXPECT_EQ(v6.hmac, 214u);
+    EXPECT_EQ(v6.body_end, 230u);                                   // 132 + P
+    EXPECT_EQ(kms::layout::response_layout(98, 5).body_end, 190u);  // 92 + P
+    EXPECT_EQ(kms::layout::response_layout(100, 4).body_end, 160u);
+    // The decoded sheet vector has its CMID where the layout says.
+    auto p = sheet_response(6);
+    EXPECT_EQ(Guid::from_wire(ByteView(p.plaintext).subspan(v6.cmid, 16)), p.base.cmid);
+}
+
 TEST(KmsWire, WorkstationUnicodeRoundTrip) {
     kms::BaseRequest b;
     b.set_workstation("PC-Ünïcødé-Кирилл-漢字-😀");

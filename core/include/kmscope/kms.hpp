@@ -36,6 +36,26 @@ inline constexpr std::size_t kV4RequestSize = 252;
 inline constexpr std::size_t kV5RequestSize = 260;
 inline constexpr std::size_t kWorkstationBytes = 128;
 
+/// Field offsets, so that front ends can point at bytes without knowing the layout themselves.
+namespace layout {
+// Base request (section 4), relative to its start.
+inline constexpr std::size_t kReqVersionMinor = 0, kReqVersionMajor = 2, kReqVmInfo = 4, kReqLicenseStatus = 8,
+                             kReqBindingExpiration = 12, kReqAppId = 16, kReqSkuId = 32, kReqKmsId = 48, kReqCmid = 64,
+                             kReqNPolicy = 80, kReqClientTime = 84, kReqPreviousCmid = 92, kReqWorkstation = 108;
+// Envelopes: the v4 MAC follows the base message; v5/v6 messages are version, IV, ciphertext.
+inline constexpr std::size_t kEnvVersion = 0, kEnvIv = 4, kEnvCiphertext = 20, kMacSize = 16;
+
+/// Offsets of the base response and (v5/v6) body fields, relative to the base response / body start.
+struct ResponseLayout {
+    std::size_t version_minor = 0, version_major = 2, pid_size = 4, epid = 8;
+    std::size_t cmid = 0, client_time = 0, count = 0, activation_interval = 0, renewal_interval = 0;
+    std::size_t base_end = 0;  // 44 + P: where the v4 MAC or the v5/v6 body trailer starts
+    std::size_t random_xored_ivs = 0, hash = 0, hwid = 0, xored_ivs = 0, hmac = 0, body_end = 0;
+};
+/// The response layout for a PIDSize and major version (hwid/xored_ivs/hmac only for v6).
+ResponseLayout response_layout(std::uint32_t pid_size, int major);
+}  // namespace layout
+
 /// The 236-byte base request shared by all versions (section 4).
 struct BaseRequest {
     Version version;
