@@ -2,8 +2,8 @@
 
 #include <map>
 
-#include "kmscope/stream.hpp"
 #include "packet_source.hpp"
+#include "recorded.hpp"
 #include "tcp_split.hpp"
 
 namespace kmscope::test {
@@ -47,33 +47,12 @@ std::vector<CaptureConnection> analyse_capture(const std::string& path) {
 }
 
 std::vector<ConnectionPdus> capture_pdus(const std::string& path) {
-    struct Conn {
-        ConnectionPdus out;
-        capture::Endpoint client;
-        rpc::StreamFramer to_server, to_client;
-        bool bad = false;
-    };
-    std::map<std::pair<capture::Endpoint, capture::Endpoint>, Conn> conns;
-    std::vector<std::pair<capture::Endpoint, capture::Endpoint>> order;
-    capture::PacketSource source(path);
-    source.for_each_segment([&](const capture::TcpSegment& s) {
-        auto key = s.src < s.dst ? std::make_pair(s.src, s.dst) : std::make_pair(s.dst, s.src);
-        auto [it, fresh] = conns.try_emplace(key);
-        Conn& c = it->second;
-        if (fresh) {
-            order.push_back(key);
-            c.client = (s.flags & capture::tcpflag::kSyn) && (s.flags & capture::tcpflag::kAck) ? s.dst : s.src;
-        }
-        if (s.payload.empty()) return;
-        const Direction d = s.src == c.client ? Direction::ToServer : Direction::ToClient;
-        auto& framer = d == Direction::ToServer ? c.to_server : c.to_client;
-        framer.feed(s.payload);
-        while (auto f = framer.next()) c.out.pdus.emplace_back(d, std::move(f->bytes));
-        if (framer.error()) c.bad = true;
-    });
     std::vector<ConnectionPdus> out;
-    for (const auto& k : order)
-        if (!conns[k].bad && !conns[k].out.pdus.empty()) out.push_back(std::move(conns[k].out));
+    for (auto& c : capture::read_connections(path)) {
+        ConnectionPdus p;
+        for (auto& pdu : c.pdus) p.pdus.emplace_back(pdu.direction, std::move(pdu.bytes));
+        out.push_back(std::move(p));
+    }
     return out;
 }
 
