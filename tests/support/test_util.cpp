@@ -1,5 +1,6 @@
 #include "test_util.hpp"
 
+#include <fstream>
 #include <map>
 
 #include "packet_source.hpp"
@@ -54,6 +55,27 @@ std::vector<ConnectionPdus> capture_pdus(const std::string& path) {
         out.push_back(std::move(p));
     }
     return out;
+}
+
+const nlohmann::json& manifest() {
+    static const nlohmann::json m = [] {
+        std::ifstream in(capture_path("MANIFEST.json"));
+        return nlohmann::json::parse(in);
+    }();
+    return m;
+}
+
+std::vector<std::string> capture_names() {
+    std::vector<std::string> names;
+    for (const auto& e : manifest()) names.push_back(e.at("file").get<std::string>());
+    return names;
+}
+
+std::string param_name(const std::string& file) {
+    std::string n = file;
+    for (auto& c : n)
+        if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+    return n;
 }
 
 std::string capture_path(const std::string& name) {

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,13 @@ struct ConnectionPdus {
 /// Cuts every TCP connection of a capture into its DCE/RPC PDUs (connections that are not DCE/RPC
 /// are left out).
 std::vector<ConnectionPdus> capture_pdus(const std::string& path);
+
+/// captures/MANIFEST.json, parsed once.
+const nlohmann::json& manifest();
+/// The file names of every capture in the manifest, in manifest order.
+std::vector<std::string> capture_names();
+/// A gtest parameter name from a capture file name.
+std::string param_name(const std::string& file);
 
 /// Path of a file in captures/.
 std::string capture_path(const std::string& name);

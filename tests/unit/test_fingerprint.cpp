@@ -26,9 +26,7 @@ const std::set<std::string> kVlmcsdWithoutTells = {
     "vlmcs-vlmcsd-v4-win7pro-fixedid-1req.pcapng", "vlmcs-vlmcsd-v5-office2013-N0-1req.pcapng"};
 
 TEST(Fingerprint, EveryCaptureNamesItsServer) {
-    std::ifstream in(test::capture_path("MANIFEST.json"));
-    auto m = nlohmann::json::parse(in);
-    for (const auto& e : m) {
+    for (const auto& e : test::manifest()) {
         const std::string file = e.at("file");
         const std::string producer = e.at("producer_server");
         auto fp = fingerprint_of(file);

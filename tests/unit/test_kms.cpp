@@ -185,12 +185,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Tamper{"v6 size", 6, [](auto&, auto& p) { p.message_size += 16; }, kms::Check::Size},
                       Tamper{"v4 count", 4, [](auto&, auto& p) { p.base.count = 24; }, kms::Check::Count},
                       Tamper{"v6 version", 6, [](auto&, auto& p) { p.base.version.minor = 1; }, kms::Check::Version}),
-    [](const auto& info) {
-        std::string n = info.param.name;
-        for (auto& c : n)
-            if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-        return n;
-    });
+    [](const auto& info) { return test::param_name(info.param.name); });
 
 TEST(KmsWire, FlippedCiphertextByteInHashFailsOnlyHash) {
     // Same kind of damage as the tampered capture: a byte of ciphertext block 10 of a v5 response.

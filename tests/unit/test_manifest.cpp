@@ -16,19 +16,7 @@ namespace {
 
 using json = nlohmann::json;
 
-const json& manifest() {
-    static const json m = [] {
-        std::ifstream in(test::capture_path("MANIFEST.json"));
-        return json::parse(in);
-    }();
-    return m;
-}
-
-std::vector<std::string> capture_names() {
-    std::vector<std::string> names;
-    for (const auto& e : manifest()) names.push_back(e.at("file").get<std::string>());
-    return names;
-}
+using test::manifest;
 
 // vlmcsd's names for its checks -> ours.
 kms::Check check_from_vlmcsd(const std::string& code) {
@@ -207,15 +195,11 @@ TEST_P(ManifestCapture, MatchesEveryLoggedValue) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Captures, ManifestCapture, ::testing::ValuesIn(capture_names()), [](const auto& info) {
-    std::string n = info.param;
-    for (auto& c : n)
-        if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-    return n;
-});
+INSTANTIATE_TEST_SUITE_P(Captures, ManifestCapture, ::testing::ValuesIn(test::capture_names()),
+                         [](const auto& info) { return test::param_name(info.param); });
 
 TEST(ManifestCoverage, EveryCaptureFileIsInTheManifest) {
-    auto names = capture_names();
+    auto names = test::capture_names();
     EXPECT_EQ(names.size(), 29u);
     for (const auto& n : names) {
         std::ifstream f(test::capture_path(n));

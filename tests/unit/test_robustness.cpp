@@ -16,14 +16,6 @@
 namespace kmscope {
 namespace {
 
-std::vector<std::string> capture_files() {
-    std::ifstream in(test::capture_path("MANIFEST.json"));
-    auto m = nlohmann::json::parse(in);
-    std::vector<std::string> out;
-    for (const auto& e : m) out.push_back(e.at("file").get<std::string>());
-    return out;
-}
-
 std::vector<Exchange> replay(const test::ConnectionPdus& conn, std::size_t k, const Bytes& replacement) {
     Conversation conv;
     FileTime t = FileTime::from_unix(1795305327);
@@ -146,12 +138,8 @@ TEST_P(CaptureMutations, ServerAnswersMutatedClientPdusWithWellFormedPdus) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Captures, CaptureMutations, ::testing::ValuesIn(capture_files()), [](const auto& info) {
-    std::string n = info.param;
-    for (auto& c : n)
-        if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-    return n;
-});
+INSTANTIATE_TEST_SUITE_P(Captures, CaptureMutations, ::testing::ValuesIn(test::capture_names()),
+                         [](const auto& info) { return test::param_name(info.param); });
 
 }  // namespace
 }  // namespace kmscope
