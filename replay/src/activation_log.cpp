@@ -1,0 +1,113 @@
+#include "activation_log.hpp"
+
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "kmscope/environment.hpp"
+#include "kmscope/status.hpp"
+
+namespace kmscope::replay {
+
+std::string result_kind(const server::ActivationRecord& rec) {
+    if (rec.fault) return "fault";
+    if (rec.hresult) return "hresult";
+    return "ok";
+}
+
+ActivationLog::ActivationLog(const std::string& path, bool json, bool quiet) : json_(json), quiet_(quiet) {
+    if (path.empty()) {
+        out_ = stdout;
+    } else {
+        out_ = std::fopen(path.c_str(), "a");
+        if (!out_) throw std::runtime_error(path + ": cannot open the log file");
+        own_ = true;
+    }
+}
+
+ActivationLog::~ActivationLog() {
+    if (own_) std::fclose(out_);
+}
+
+void ActivationLog::write(const std::string& line) {
+    std::lock_guard lock(mu_);
+    std::fwrite(line.data(), 1, line.size(), out_);
+    std::fputc('\n', out_);
+    std::fflush(out_);
+}
+
+namespace {
+std::string result_text(const server::ActivationRecord& rec) {
+    if (rec.fault) {
+        auto name = nca_status_name(rec.fault);
+        return "FAULT " + hex32(rec.fault) + (name.empty() ? "" : " " + std::string(name)) + ": " + rec.reason;
+    }
+    if (rec.hresult) {
+        auto name = hresult_name(rec.hresult);
+        return "HRESULT " + hex32(rec.hresult) + (name.empty() ? "" : " " + std::string(name)) + ": " + rec.reason;
+    }
+    return "ok";
+}
+}  // namespace
+
+std::string ActivationLog::text_line(const std::string& client, const server::ActivationRecord& rec,
+                                     const ProductTable& products) {
+    std::string s = rec.time.to_iso8601() + "  " + client + "  call " + std::to_string(rec.call_id);
+    if (rec.version) s += "  v" + rec.version->to_string();
+    if (rec.request) {
+        const auto& r = *rec.request;
+        s += "  " + products.name_or_guid(r.sku_id) + "  [" + r.workstation() + ", " +
+             std::string(license_status_name(r.license_status)) + "]  CMID " + r.cmid.to_string();
+    }
+    if (!rec.fault && !rec.hresult) s += "  count " + std::to_string(rec.count) + "  ePID " + rec.epid;
+    return s + "  " + result_text(rec);
+}
+
+std::string ActivationLog::json_line(const std::string& client, const server::ActivationRecord& rec,
+                                     const ProductTable& products) {
+    nlohmann::json j;
+    j["time"] = rec.time.to_iso8601();
+    j["client"] = client;
+    j["call_id"] = rec.call_id;
+    if (rec.version) j["version"] = rec.version->to_string();
+    if (rec.request) {
+        const auto& r = *rec.request;
+        j["workstation"] = r.workstation();
+        j["cmid"] = r.cmid.to_string();
+        j["sku_id"] = r.sku_id.to_string();
+        j["kms_id"] = r.kms_id.to_string();
+        j["app_id"] = r.app_id.to_string();
+        j["product"] = products.name_or_guid(r.sku_id);
+        j["license_status"] = r.license_status;
+        j["license_status_name"] = std::string(license_status_name(r.license_status));
+        j["n_policy"] = r.n_policy;
+    }
+    j["result"] = result_kind(rec);
+    if (rec.hresult) j["hresult"] = hex32(rec.hresult);
+    if (rec.fault) j["fault"] = hex32(rec.fault);
+    if (!rec.reason.empty()) j["reason"] = rec.reason;
+    if (!rec.fault && !rec.hresult) {
+        j["count"] = rec.count;
+        j["epid"] = rec.epid;
+    }
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void ActivationLog::activation(const std::string& client, const server::ActivationRecord& rec,
+                               const ProductTable& products) {
+    if (quiet_ && !rec.fault && !rec.hresult) return;
+    write(json_ ? json_line(client, rec, products) : text_line(client, rec, products));
+}
+
+void ActivationLog::event(const std::string& client, const std::string& what) {
+    if (json_) {
+        nlohmann::json j;
+        j["time"] = SystemClock().now().to_iso8601();
+        j["client"] = client;
+        j["event"] = what;
+        write(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    } else {
+        write(SystemClock().now().to_iso8601() + "  " + client + "  " + what);
+    }
+}
+
+}  // namespace kmscope::replay
