@@ -236,7 +236,9 @@ void Worker::read_some(Conn* c) {
             return;
         }
         for (const auto& rec : out.activations) srv->record(c->peer_text, rec);
-        for (const auto& line : out.log) srv->log->event(c->peer_text, line);
+        for (const auto& line : out.log)
+            // "call N: ..." lines repeat a fault or HRESULT that the activation record above already logged.
+            if (line.rfind("call ", 0) != 0) srv->log->event(c->peer_text, line);
         if (!out.activations.empty() || !out.bytes.empty()) c->deadline_ns = mono_ns() + srv->idle_ns;
         c->out.insert(c->out.end(), out.bytes.begin(), out.bytes.end());
         if (out.close) {
@@ -375,10 +377,13 @@ bool Server::setup() {
     if (!opts.from.empty()) {
         try {
             auto rec = learn_server(capture::read_connections(opts.from));
-            if (rec.responses == 0) {
-                std::cerr << "kms-replay: --from " << opts.from << ": no KMS response recorded\n";
+            if (rec.responses == 0 && !rec.ndr64 && !rec.btfn) {
+                std::cerr << "kms-replay: --from " << opts.from << ": no answer of the server recorded\n";
                 return false;
             }
+            if (rec.responses == 0)
+                std::cerr << "kms-replay: --from " << opts.from
+                          << ": no KMS response recorded; only the RPC choices (NDR64, BTFN) are taken\n";
             for (const auto& note : apply_recorded(rec, ctx)) std::cerr << "kms-replay: --from: " << note << "\n";
             if (opts.count_policy == "genuine")
                 std::cerr << "kms-replay: --from: count-policy genuine replaces the recorded counts\n";
