@@ -1,6 +1,11 @@
 #include "packet_source.hpp"
 
-#include <cstdio>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstring>
 #include <stdexcept>
 
 namespace kmscope::capture {
@@ -10,6 +15,7 @@ namespace {
 constexpr int kLinkSll2 = 276;  // DLT_LINUX_SLL2 (not in every libpcap header)
 constexpr int kLinkIpv4 = 228;
 constexpr int kLinkIpv6 = 229;
+constexpr std::uint8_t kProtoTcp = 6, kProtoUdp = 17;
 
 std::uint16_t be16(const std::uint8_t* p) {
     return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
@@ -19,45 +25,44 @@ std::uint32_t be32(const std::uint8_t* p) {
            static_cast<std::uint32_t>(p[2]) << 8 | p[3];
 }
 
-std::optional<TcpSegment> decode_tcp(ByteView seg, TcpSegment out) {
-    if (seg.size() < 20) return std::nullopt;
-    std::size_t header = static_cast<std::size_t>(seg[12] >> 4) * 4;
-    if (header < 20 || header > seg.size()) return std::nullopt;
-    out.src.port = be16(seg.data());
-    out.dst.port = be16(seg.data() + 2);
-    out.seq = be32(seg.data() + 4);
-    out.ack = be32(seg.data() + 8);
-    out.flags = seg[13];
-    out.payload = seg.subspan(header);
-    return out;
-}
+// A packet cut down to its transport header and payload.
+struct L4 {
+    std::uint8_t proto = 0;
+    Endpoint src, dst;
+    ByteView data;  // transport header + payload
+};
 
-std::optional<TcpSegment> decode_ipv4(ByteView p) {
+std::optional<L4> decode_ipv4(ByteView p) {
     if (p.size() < 20 || (p[0] >> 4) != 4) return std::nullopt;
     std::size_t ihl = static_cast<std::size_t>(p[0] & 15) * 4;
     std::size_t total = be16(p.data() + 2);
     if (ihl < 20 || total < ihl || ihl > p.size()) return std::nullopt;
     if (total > p.size()) total = p.size();  // snapped packet: keep what is there
-    if (p[9] != 6) return std::nullopt;
     if ((be16(p.data() + 6) & 0x3FFF) != 0) return std::nullopt;  // IP fragments are not reassembled
-    TcpSegment s;
-    std::copy_n(p.data() + 12, 4, s.src.addr.begin());
-    std::copy_n(p.data() + 16, 4, s.dst.addr.begin());
-    return decode_tcp(p.subspan(ihl, total - ihl), s);
+    L4 out;
+    out.proto = p[9];
+    std::memcpy(out.src.addr.data(), p.data() + 12, 4);
+    std::memcpy(out.dst.addr.data(), p.data() + 16, 4);
+    out.data = p.subspan(ihl, total - ihl);
+    return out;
 }
 
-std::optional<TcpSegment> decode_ipv6(ByteView p) {
+std::optional<L4> decode_ipv6(ByteView p) {
     if (p.size() < 40 || (p[0] >> 4) != 6) return std::nullopt;
     std::size_t payload = be16(p.data() + 4);
     std::uint8_t next = p[6];
-    TcpSegment s;
-    s.src.v6 = s.dst.v6 = true;
-    std::copy_n(p.data() + 8, 16, s.src.addr.begin());
-    std::copy_n(p.data() + 24, 16, s.dst.addr.begin());
+    L4 out;
+    out.src.v6 = out.dst.v6 = true;
+    std::memcpy(out.src.addr.data(), p.data() + 8, 16);
+    std::memcpy(out.dst.addr.data(), p.data() + 24, 16);
     std::size_t end = std::min(p.size(), 40 + payload);
     std::size_t off = 40;
     for (int hops = 0; hops < 16; ++hops) {  // bounded walk over extension headers
-        if (next == 6) return decode_tcp(p.subspan(off, end - off), s);
+        if (next == kProtoTcp || next == kProtoUdp) {
+            out.proto = next;
+            out.data = p.subspan(off, end - off);
+            return out;
+        }
         if (next == 44) return std::nullopt;  // fragment header: not reassembled
         if (next != 0 && next != 43 && next != 60 && next != 51) return std::nullopt;
         if (off + 8 > end) return std::nullopt;
@@ -70,55 +75,18 @@ std::optional<TcpSegment> decode_ipv6(ByteView p) {
     return std::nullopt;
 }
 
-std::optional<TcpSegment> decode_ethertype(std::uint16_t type, ByteView p) {
+std::optional<L4> decode_ethertype(std::uint16_t type, ByteView p) {
     if (type == 0x0800) return decode_ipv4(p);
     if (type == 0x86DD) return decode_ipv6(p);
     return std::nullopt;
 }
 
-std::optional<TcpSegment> decode_ip_guess(ByteView p) {
+std::optional<L4> decode_ip_guess(ByteView p) {
     if (p.empty()) return std::nullopt;
     return (p[0] >> 4) == 6 ? decode_ipv6(p) : decode_ipv4(p);
 }
 
-}  // namespace
-
-std::string Endpoint::to_string() const {
-    char buf[64];
-    if (!v6) {
-        std::snprintf(buf, sizeof buf, "%u.%u.%u.%u:%u", addr[0], addr[1], addr[2], addr[3], port);
-        return buf;
-    }
-    // RFC 5952: lower case, longest run of two or more zero groups compressed.
-    std::uint16_t g[8];
-    for (int i = 0; i < 8; ++i) g[i] = be16(addr.data() + 2 * i);
-    int best = -1, best_len = 0;
-    for (int i = 0; i < 8;) {
-        if (g[i] != 0) {
-            ++i;
-            continue;
-        }
-        int j = i;
-        while (j < 8 && g[j] == 0) ++j;
-        if (j - i > best_len && j - i >= 2) best = i, best_len = j - i;
-        i = j;
-    }
-    std::string out = "[";
-    for (int i = 0; i < 8; ++i) {
-        if (i == best) {
-            out += "::";
-            i += best_len - 1;
-            continue;
-        }
-        if (!out.empty() && out.back() != ':' && out.back() != '[') out += ':';
-        std::snprintf(buf, sizeof buf, "%x", g[i]);
-        out += buf;
-    }
-    out += "]:" + std::to_string(port);
-    return out;
-}
-
-std::optional<TcpSegment> decode_packet(int link_type, ByteView p) {
+std::optional<L4> decode_link(int link_type, ByteView p) {
     switch (link_type) {
         case DLT_EN10MB: {
             if (p.size() < 14) return std::nullopt;
@@ -158,41 +126,252 @@ std::optional<TcpSegment> decode_packet(int link_type, ByteView p) {
     }
 }
 
-PacketSource::PacketSource(const std::string& path) : path_(path) {
+std::optional<TcpSegment> decode_tcp(const L4& l4) {
+    ByteView seg = l4.data;
+    if (l4.proto != kProtoTcp || seg.size() < 20) return std::nullopt;
+    std::size_t header = static_cast<std::size_t>(seg[12] >> 4) * 4;
+    if (header < 20 || header > seg.size()) return std::nullopt;
+    TcpSegment out;
+    out.src = l4.src;
+    out.dst = l4.dst;
+    out.src.port = be16(seg.data());
+    out.dst.port = be16(seg.data() + 2);
+    out.seq = be32(seg.data() + 4);
+    out.ack = be32(seg.data() + 8);
+    out.flags = seg[13];
+    out.payload = seg.subspan(header);
+    return out;
+}
+
+std::optional<UdpDatagram> decode_udp(const L4& l4) {
+    ByteView d = l4.data;
+    if (l4.proto != kProtoUdp || d.size() < 8) return std::nullopt;
+    std::size_t len = be16(d.data() + 4);
+    if (len < 8) return std::nullopt;
+    UdpDatagram out;
+    out.src = l4.src;
+    out.dst = l4.dst;
+    out.src.port = be16(d.data());
+    out.dst.port = be16(d.data() + 2);
+    out.payload = d.subspan(8, std::min(d.size(), len) - 8);
+    return out;
+}
+
+// gzip (or plain, zlib reads it transparently) through a stdio cookie, so libpcap can read it.
+ssize_t gz_read(void* cookie, char* buf, size_t size);
+int gz_seek(void* cookie, off64_t* off, int whence);
+int gz_close(void* cookie);
+
+}  // namespace
+
+// The open input: a FILE* for libpcap, backed by the file itself or by zlib.
+struct PacketSource::Input {
+    FILE* file = nullptr;
+    gzFile gz = nullptr;
+    std::uint64_t consumed = 0;  // uncompressed bytes handed to stdio (gzip inputs)
+    std::uint64_t size = 0;      // on-disk size, 0 when unknown
+};
+
+namespace {
+
+ssize_t gz_read(void* cookie, char* buf, size_t size) {
+    auto* in = static_cast<PacketSource::Input*>(cookie);
+    int n = gzread(in->gz, buf, static_cast<unsigned>(std::min<size_t>(size, 1u << 30)));
+    if (n < 0) return -1;
+    in->consumed += static_cast<std::uint64_t>(n);
+    return n;
+}
+
+int gz_seek(void* cookie, off64_t* off, int whence) {
+    auto* in = static_cast<PacketSource::Input*>(cookie);
+    if (whence != SEEK_CUR || *off != 0) return -1;  // only ftell
+    *off = static_cast<off64_t>(in->consumed);
+    return 0;
+}
+
+int gz_close(void* cookie) {
+    auto* in = static_cast<PacketSource::Input*>(cookie);
+    int rc = in->gz ? gzclose(in->gz) : 0;
+    in->gz = nullptr;
+    return rc == Z_OK ? 0 : -1;
+}
+
+}  // namespace
+
+std::string Endpoint::address_string() const {
+    std::string s = to_string();
+    if (!v6) return s.substr(0, s.rfind(':'));
+    return s.substr(1, s.rfind(']') - 1);
+}
+
+std::size_t EndpointHash::operator()(const Endpoint& e) const noexcept {
+    std::uint64_t h = 1469598103934665603ull;
+    for (auto b : e.addr) h = (h ^ b) * 1099511628211ull;
+    h = (h ^ e.port) * 1099511628211ull;
+    return static_cast<std::size_t>(h ^ (e.v6 ? 0x9e3779b97f4a7c15ull : 0));
+}
+
+std::string Endpoint::to_string() const {
+    char buf[64];
+    if (!v6) {
+        std::snprintf(buf, sizeof buf, "%u.%u.%u.%u:%u", addr[0], addr[1], addr[2], addr[3], port);
+        return buf;
+    }
+    // RFC 5952: lower case, longest run of two or more zero groups compressed.
+    std::uint16_t g[8];
+    for (int i = 0; i < 8; ++i) g[i] = be16(addr.data() + 2 * i);
+    int best = -1, best_len = 0;
+    for (int i = 0; i < 8;) {
+        if (g[i] != 0) {
+            ++i;
+            continue;
+        }
+        int j = i;
+        while (j < 8 && g[j] == 0) ++j;
+        if (j - i > best_len && j - i >= 2) best = i, best_len = j - i;
+        i = j;
+    }
+    std::string out = "[";
+    for (int i = 0; i < 8; ++i) {
+        if (i == best) {
+            out += "::";
+            i += best_len - 1;
+            continue;
+        }
+        if (!out.empty() && out.back() != ':' && out.back() != '[') out += ':';
+        std::snprintf(buf, sizeof buf, "%x", g[i]);
+        out += buf;
+    }
+    out += "]:" + std::to_string(port);
+    return out;
+}
+
+bool supported_link_type(int link_type) {
+    switch (link_type) {
+        case DLT_EN10MB:
+        case DLT_LINUX_SLL:
+        case kLinkSll2:
+        case DLT_NULL:
+        case DLT_LOOP:
+        case DLT_RAW:
+        case 101:
+        case kLinkIpv4:
+        case kLinkIpv6:
+            return true;
+        default:
+            return false;
+    }
+}
+
+std::optional<TcpSegment> decode_packet(int link_type, ByteView p) {
+    auto l4 = decode_link(link_type, p);
+    if (!l4) return std::nullopt;
+    return decode_tcp(*l4);
+}
+
+std::optional<UdpDatagram> decode_udp_packet(int link_type, ByteView p) {
+    auto l4 = decode_link(link_type, p);
+    if (!l4) return std::nullopt;
+    return decode_udp(*l4);
+}
+
+PacketSource::PacketSource(const std::string& path) : in_(std::make_unique<Input>()), path_(path) {
+    const std::string name = path == "-" ? std::string("<stdin>") : path;
+    int fd = path == "-" ? dup(STDIN_FILENO) : open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(name + ": " + std::strerror(errno));
+    struct stat st{};
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) in_->size = static_cast<std::uint64_t>(st.st_size);
+    bool gzip = false;
+    if (path != "-") {
+        unsigned char magic[2] = {};
+        gzip = pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    } else {
+        gzip = true;  // zlib passes non-gzip data through unchanged
+    }
+    if (gzip) {
+        in_->gz = gzdopen(fd, "rb");
+        if (!in_->gz) {
+            close(fd);
+            throw std::runtime_error(name + ": cannot open");
+        }
+        gzbuffer(in_->gz, 1 << 18);
+        in_->file = fopencookie(in_.get(), "rb", cookie_io_functions_t{gz_read, nullptr, gz_seek, gz_close});
+    } else {
+        in_->file = fdopen(fd, "rb");
+    }
+    if (!in_->file) {
+        if (in_->gz) gzclose(in_->gz);
+        else close(fd);
+        in_->gz = nullptr;
+        throw std::runtime_error(name + ": cannot open");
+    }
+    setvbuf(in_->file, nullptr, _IOFBF, 1 << 18);
     char err[PCAP_ERRBUF_SIZE] = {};
-    pcap_ = pcap_open_offline(path.c_str(), err);
-    if (!pcap_) throw std::runtime_error(path + ": " + err);
+    pcap_ = pcap_fopen_offline_with_tstamp_precision(in_->file, PCAP_TSTAMP_PRECISION_NANO, err);
+    if (!pcap_) {
+        fclose(in_->file);
+        throw std::runtime_error(name + ": " + (err[0] ? err : "not a pcap or pcapng file"));
+    }
 }
 
 PacketSource::~PacketSource() {
-    if (pcap_) pcap_close(pcap_);
+    if (pcap_) pcap_close(pcap_);  // closes the FILE (and the gzip stream through the cookie)
 }
 
 int PacketSource::link_type() const {
     return pcap_datalink(pcap_);
 }
 
+std::uint64_t PacketSource::offset() const {
+    long pos = std::ftell(pcap_file(pcap_));
+    return pos < 0 ? 0 : static_cast<std::uint64_t>(pos);
+}
+
+double PacketSource::progress() const {
+    if (in_->size == 0) return -1;
+    std::uint64_t pos = in_->gz ? static_cast<std::uint64_t>(std::max<z_off_t>(gzoffset(in_->gz), 0)) : offset();
+    return std::min(1.0, static_cast<double>(pos) / static_cast<double>(in_->size));
+}
+
 bool PacketSource::for_each_segment(const std::function<void(const TcpSegment&)>& on_segment) {
     const int link = link_type();
+    const std::string name = path_ == "-" ? std::string("<stdin>") : path_;
+    if (!supported_link_type(link)) {
+        const char* lname = pcap_datalink_val_to_name(link);
+        error_ = name + ": at byte " + std::to_string(offset()) + ": unsupported link type " + std::to_string(link) +
+                 (lname ? std::string(" (") + lname + ")" : std::string());
+        return false;
+    }
     pcap_pkthdr* hdr = nullptr;
     const u_char* data = nullptr;
     for (;;) {
         int rc = pcap_next_ex(pcap_, &hdr, &data);
         if (rc == PCAP_ERROR_BREAK) return true;  // end of file
         if (rc != 1) {
-            error_ = path_ + ": after packet " + std::to_string(packets_) + ": " + pcap_geterr(pcap_);
+            error_ = name + ": at byte " + std::to_string(offset()) + " (after packet " + std::to_string(packets_) +
+                     "): " + pcap_geterr(pcap_);
             return false;
         }
         ++packets_;
-        auto seg = decode_packet(link, ByteView(data, hdr->caplen));
-        if (!seg) {
-            ++skipped_;
-            continue;
+        const FileTime t{static_cast<std::uint64_t>(FileTime::from_unix(hdr->ts.tv_sec).ticks) +
+                         static_cast<std::uint64_t>(hdr->ts.tv_usec) / 100};  // tv_usec holds nanoseconds
+        auto l4 = decode_link(link, ByteView(data, hdr->caplen));
+        if (l4 && l4->proto == kProtoTcp) {
+            if (auto seg = decode_tcp(*l4)) {
+                seg->frame = packets_;
+                seg->time = t;
+                on_segment(*seg);
+                continue;
+            }
+        } else if (l4 && l4->proto == kProtoUdp && on_udp_) {
+            if (auto dg = decode_udp(*l4)) {
+                dg->frame = packets_;
+                dg->time = t;
+                on_udp_(*dg);
+                continue;
+            }
         }
-        seg->frame = packets_;
-        seg->time.ticks = static_cast<std::uint64_t>(FileTime::from_unix(hdr->ts.tv_sec).ticks) +
-                          static_cast<std::uint64_t>(hdr->ts.tv_usec) * 10;
-        on_segment(*seg);
+        ++skipped_;
     }
 }
 

@@ -1,11 +1,13 @@
-// Reads pcap and pcapng files with libpcap and cuts each packet down to its TCP segment
-// (link layers: Ethernet with 802.1Q/QinQ, Linux SLL and SLL2, raw IPv4/IPv6, BSD loopback).
+// Reads pcap and pcapng files (plain or gzip-compressed, or standard input as "-") with libpcap and
+// cuts each packet down to its TCP segment or UDP datagram (link layers: Ethernet with 802.1Q/QinQ,
+// Linux SLL and SLL2, raw IPv4/IPv6, BSD loopback/NULL; IPv6 extension headers are walked).
 #pragma once
 
 #include <pcap/pcap.h>
 
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -22,7 +24,14 @@ struct Endpoint {
     std::uint16_t port = 0;
     /// "1.2.3.4:1688" or "[::1]:1688".
     std::string to_string() const;
+    /// The address alone: "1.2.3.4" or "::1".
+    std::string address_string() const;
     auto operator<=>(const Endpoint&) const = default;
+};
+
+/// Hash functor for endpoints.
+struct EndpointHash {
+    std::size_t operator()(const Endpoint& e) const noexcept;
 };
 
 /// One TCP segment with its payload (a view into the packet buffer, valid until the next packet).
@@ -36,6 +45,14 @@ struct TcpSegment {
     ByteView payload;
 };
 
+/// One UDP datagram (for DNS), a view into the packet buffer.
+struct UdpDatagram {
+    FileTime time;
+    std::uint64_t frame = 0;
+    Endpoint src, dst;
+    ByteView payload;
+};
+
 namespace tcpflag {
 inline constexpr std::uint8_t kFin = 0x01;
 inline constexpr std::uint8_t kSyn = 0x02;
@@ -43,35 +60,50 @@ inline constexpr std::uint8_t kRst = 0x04;
 inline constexpr std::uint8_t kAck = 0x10;
 }  // namespace tcpflag
 
-/// A capture file opened with libpcap.
+/// A capture file opened with libpcap ("-" reads standard input; gzip is decompressed on the fly).
 class PacketSource {
 public:
-    /// Opens a pcap or pcapng file; throws std::runtime_error with the file name on failure.
+    /// Opens a pcap or pcapng file; throws std::runtime_error naming the file on failure.
     explicit PacketSource(const std::string& path);
     ~PacketSource();
     PacketSource(const PacketSource&) = delete;
     PacketSource& operator=(const PacketSource&) = delete;
 
+    /// Also delivers UDP datagrams to `handler` (none are delivered without one).
+    void set_udp_handler(std::function<void(const UdpDatagram&)> handler) { on_udp_ = std::move(handler); }
     /// Calls `on_segment` for every TCP segment; returns false (with error()) when the file is
-    /// corrupt, after delivering every packet before the damage.
+    /// corrupt or its link type is not supported, after delivering every packet before the damage.
     bool for_each_segment(const std::function<void(const TcpSegment&)>& on_segment);
     /// The libpcap link type of the file.
     int link_type() const;
-    /// Why reading stopped early, if it did.
+    /// Why reading stopped early, if it did ("FILE: at byte N (after packet K): reason").
     const std::string& error() const { return error_; }
     /// Packets read, and packets that were not TCP over IP (or could not be decoded).
     std::uint64_t packets() const { return packets_; }
     std::uint64_t skipped() const { return skipped_; }
+    /// Bytes of capture data consumed so far (uncompressed).
+    std::uint64_t offset() const;
+    /// Fraction of the input read, in [0, 1], or a negative value when the size is unknown (stdin).
+    double progress() const;
+
+    /// The open input (defined in the .cpp).
+    struct Input;
 
 private:
+    std::unique_ptr<Input> in_;
     pcap_t* pcap_ = nullptr;
     std::string path_;
     std::string error_;
     std::uint64_t packets_ = 0;
     std::uint64_t skipped_ = 0;
+    std::function<void(const UdpDatagram&)> on_udp_;
 };
 
+/// True for the link types decode_packet() understands.
+bool supported_link_type(int link_type);
 /// Decodes one packet of the given link type down to TCP; nullopt for anything else.
 std::optional<TcpSegment> decode_packet(int link_type, ByteView packet);
+/// Decodes one packet of the given link type down to UDP; nullopt for anything else.
+std::optional<UdpDatagram> decode_udp_packet(int link_type, ByteView packet);
 
 }  // namespace kmscope::capture

@@ -1,12 +1,17 @@
-// A minimal TCP stream split: segments of each connection, in capture order, are handed to that
-// connection's Conversation; retransmitted bytes are dropped and a hole becomes a gap. (Out-of-order
-// segments are not reordered: that is the job of the analyzer's full reassembler.)
+// TCP reassembly: segments of each connection are put back in sequence order (out-of-order segments
+// held, retransmissions and overlaps trimmed, first copy wins), delivered to that connection's
+// Conversation in causal order (a segment that acknowledges bytes of the other direction not yet seen
+// waits for them), and holes that cannot be filled become gaps. Connections end on FIN in both
+// directions, RST, idle eviction or the end of the capture. Memory is bounded: a cap on connections,
+// on bytes held per connection and in total, and connections that are not DCE/RPC are dropped to a
+// few bytes of state.
 #pragma once
 
 #include <cstdint>
 #include <functional>
-#include <map>
+#include <list>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "kmscope/conversation.hpp"
@@ -14,40 +19,103 @@
 
 namespace kmscope::capture {
 
+/// Bounds of the reassembler.
+struct TcpLimits {
+    std::size_t max_connections = 16384;           // open connections; the least recently seen go first
+    std::uint64_t idle_ticks = 600ull * 10000000;  // capture time without a segment before eviction
+    std::size_t max_held_bytes = 256 * 1024;       // out-of-order bytes held per connection
+    std::size_t max_held_segments = 1024;          // out-of-order segments held per connection
+    std::size_t max_total_held_bytes = 32u << 20;  // out-of-order bytes held across connections
+};
+
 /// One TCP connection and its conversation.
 struct TcpConnection {
     std::uint64_t index = 0;  // 1-based, in order of appearance
     Endpoint client, server;
     FileTime first_seen, last_seen;
     Conversation conversation;
+    struct Held {
+        std::uint32_t seq = 0;
+        bool has_ack = false;
+        std::uint32_t ack = 0;
+        FileTime time;
+        Bytes data;
+    };
     struct Half {
         bool have_seq = false;
-        std::uint32_t next_seq = 0;
+        std::uint32_t next_seq = 0;  // next byte expected
         bool fin = false;
-        std::uint64_t bytes = 0;
+        std::uint32_t fin_seq = 0;  // sequence number of the FIN
+        std::uint64_t bytes = 0;    // payload bytes delivered to the conversation
+        std::uint64_t segments = 0;  // segments with payload
+        std::uint64_t retransmitted = 0;  // payload bytes seen twice
+        std::uint64_t missing = 0;        // bytes declared missing (gaps)
+        std::vector<Held> held;           // out-of-order segments
+        std::size_t held_bytes = 0;
     } to_server, to_client;
     bool syn_seen = false;
+    bool synack_seen = false;
+    bool reset = false;
+    bool ignored = false;  // not DCE/RPC: no more bytes are delivered
     bool finished = false;
+    EndReason end_reason = EndReason::EndOfCapture;
 };
 
-/// Splits segments into connections and feeds their conversations.
+/// Splits segments into connections, reassembles them and feeds their conversations.
 class TcpSplit {
 public:
     using EventSink = std::function<void(const TcpConnection&, std::vector<Event>&&)>;
-    explicit TcpSplit(EventSink sink) : sink_(std::move(sink)) {}
+    using EndSink = std::function<void(const TcpConnection&)>;
+    explicit TcpSplit(EventSink sink, TcpLimits limits = {}) : sink_(std::move(sink)), limits_(limits) {}
+    /// Called once per connection after its last events, just before it is forgotten.
+    void on_end(EndSink sink) { end_sink_ = std::move(sink); }
     /// Adds one segment.
     void add(const TcpSegment& seg);
-    /// Ends every open connection (end of capture).
+    /// Ends every open connection (end of capture), in order of appearance.
     void finish();
     /// Connections seen so far.
     std::uint64_t connections() const { return next_index_ - 1; }
+    /// Connections currently open.
+    std::size_t open_connections() const { return open_.size(); }
+    /// Connections ended early because of the connection cap.
+    std::uint64_t evicted() const { return evicted_; }
 
 private:
-    using Key = std::pair<Endpoint, Endpoint>;
+    struct Key {
+        Endpoint a, b;
+        bool operator==(const Key&) const = default;
+    };
+    struct KeyHash {
+        std::size_t operator()(const Key& k) const noexcept {
+            EndpointHash h;
+            return h(k.a) * 31 + h(k.b);
+        }
+    };
+    struct Entry {
+        std::unique_ptr<TcpConnection> conn;
+        std::list<Key>::iterator lru;
+    };
+    void hold(TcpConnection& c, TcpConnection::Half& h, const TcpSegment& seg, ByteView data);
+    void pump(TcpConnection& c, bool force);
+    bool deliver_front(TcpConnection& c, Direction d, bool ignore_ack);
+    void deliver(TcpConnection& c, Direction d, FileTime t, ByteView bytes);
+    void sink_events(TcpConnection& c);
     void end(TcpConnection& c, FileTime t, EndReason why);
+    void erase(std::unordered_map<Key, Entry, KeyHash>::iterator it);
+    void remember_closed(const Key& k, FileTime t);
+    void sweep(FileTime now);
     EventSink sink_;
-    std::map<Key, std::unique_ptr<TcpConnection>> open_;
+    EndSink end_sink_;
+    TcpLimits limits_;
+    std::unordered_map<Key, Entry, KeyHash> open_;
+    // Connections closed by FIN or RST, so that their last ACKs and retransmissions start nothing new.
+    std::unordered_map<Key, FileTime, KeyHash> closed_;
+    std::list<Key> closed_order_;
+    std::list<Key> lru_;  // most recently seen first
     std::uint64_t next_index_ = 1;
+    std::uint64_t evicted_ = 0;
+    std::size_t total_held_ = 0;
+    std::uint64_t since_sweep_ = 0;
 };
 
 }  // namespace kmscope::capture
