@@ -1,0 +1,274 @@
+// The bridge between Wireshark and the kmscope core (see kms_bridge.hpp). Every entry point catches
+// everything: no C++ exception may reach Wireshark.
+#include "kms_bridge.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "kmscope/conversation.hpp"
+#include "kmscope/epid.hpp"
+#include "kmscope/fingerprint.hpp"
+#include "kmscope/ndr.hpp"
+#include "kmscope/products.hpp"
+#include "kmscope/status.hpp"
+
+namespace kmsdiss {
+
+namespace {
+
+using namespace kmscope;
+
+const char* dup(wmem_allocator_t* scope, std::string_view s) {
+    return wmem_strndup(scope, s.data(), s.size());
+}
+
+TimeView time_view(FileTime t) {
+    std::int64_t secs = t.unix_seconds();
+    std::uint64_t whole = FileTime::from_unix(secs).ticks;
+    return TimeView{secs, static_cast<gint32>((t.ticks - whole) * 100)};
+}
+
+GuidView guid_view(wmem_allocator_t* scope, const Guid& g) {
+    GuidView v{};
+    std::memcpy(v.wire, g.wire.data(), 16);
+    const ProductTable& table = ProductTable::builtin();
+    v.known = table.find(g) != nullptr;
+    v.name = dup(scope, table.name_or_guid(g));
+    return v;
+}
+
+void add_text(wmem_allocator_t* scope, TextList& list, std::string_view name, std::string_view text,
+              bool is_count = false) {
+    if (list.n >= kMaxItems) return;
+    list.name[list.n] = dup(scope, name);
+    list.text[list.n] = dup(scope, text);
+    list.is_count[list.n] = is_count;
+    ++list.n;
+}
+
+void add_failed(wmem_allocator_t* scope, TextList& list, const kms::Verdict& v) {
+    for (auto c : v.failed) add_text(scope, list, kms::check_name(c), kms::check_description(c), c == kms::Check::Count);
+}
+
+template <std::size_t N>
+void copy(guint8 (&dst)[N], const std::array<std::uint8_t, N>& src) {
+    std::memcpy(dst, src.data(), N);
+}
+
+/// Fingerprints per server endpoint, kept for one capture file.
+std::mutex g_fingerprints_mu;
+std::map<std::string, ServerFingerprint>* g_fingerprints = nullptr;
+
+void fill_request(wmem_allocator_t* scope, const kms::DecodedRequest& q, RequestView* out) {
+    out->decoded = true;
+    out->encrypted = q.encrypted();
+    copy(out->iv, q.iv);
+    copy(out->mac, q.mac);
+    if (q.encrypted() && !q.plaintext.empty()) {
+        out->plaintext = static_cast<const guint8*>(wmem_memdup(scope, q.plaintext.data(), q.plaintext.size()));
+        out->plaintext_len = static_cast<guint32>(q.plaintext.size());
+    }
+    const auto& b = q.base;
+    out->vm_info = b.vm_info;
+    out->license_status = b.license_status;
+    out->binding_expiration = b.binding_expiration;
+    out->n_policy = b.n_policy;
+    out->license_status_name = dup(scope, license_status_name(b.license_status));
+    out->app = guid_view(scope, b.app_id);
+    out->sku = guid_view(scope, b.sku_id);
+    out->kms = guid_view(scope, b.kms_id);
+    out->cmid = guid_view(scope, b.cmid);
+    out->previous_cmid = guid_view(scope, b.previous_cmid);
+    out->client_time = time_view(b.client_time);
+    out->workstation = dup(scope, b.workstation());
+    out->cmid_text = dup(scope, b.cmid.to_string());
+    add_failed(scope, out->failed, kms::verify_request(q));
+}
+
+void fill_epid(const std::string& epid, EpidView& v) {
+    auto parts = parse_epid(epid);
+    if (!parts) return;
+    v.parsed = true;
+    v.platform = parts->platform;
+    v.group = parts->group;
+    v.key_id = parts->key_id;
+    v.channel = parts->channel;
+    v.lcid = parts->lcid;
+    v.build = parts->build;
+    using namespace std::chrono;
+    sys_days day = sys_days{year{parts->year} / January / 1} + days{parts->day_of_year > 0 ? parts->day_of_year - 1 : 0};
+    v.date = TimeView{day.time_since_epoch().count() * 86400LL, 0};
+}
+
+void fill_response(wmem_allocator_t* scope, const kms::DecodedResponse& p, ResponseView* out) {
+    out->decoded = true;
+    out->encrypted = p.encrypted();
+    copy(out->iv, p.iv);
+    copy(out->mac, p.mac);
+    if (p.encrypted() && !p.plaintext.empty()) {
+        out->plaintext = static_cast<const guint8*>(wmem_memdup(scope, p.plaintext.data(), p.plaintext.size()));
+        out->plaintext_len = static_cast<guint32>(p.plaintext.size());
+    }
+    out->layout = kms::layout::response_layout(p.base.pid_size, p.version.major);
+    out->pid_size = p.base.pid_size;
+    out->epid = dup(scope, p.base.epid);
+    fill_epid(p.base.epid, out->epid_parts);
+    std::memcpy(out->cmid, p.base.cmid.wire.data(), 16);
+    out->client_time = time_view(p.base.client_time);
+    out->count = p.base.count;
+    out->activation_interval = p.base.activation_interval;
+    out->renewal_interval = p.base.renewal_interval;
+    copy(out->random_xored_ivs, p.random_xored_ivs);
+    copy(out->hash, p.hash);
+    copy(out->xored_ivs, p.xored_ivs);
+    copy(out->hmac, p.hmac);
+    if (p.hwid) {
+        out->has_hwid = true;
+        copy(out->hwid, p.hwid->bytes);
+    }
+}
+
+std::string verdict_text(const kms::Verdict& v) {
+    if (v.ok()) return "ok";
+    std::string s = "FAIL";
+    for (auto c : v.failed) s += std::string(" ") + std::string(kms::check_name(c));
+    return s;
+}
+
+}  // namespace
+
+void decode_request_stub(wmem_allocator_t* scope, const guint8* stub, std::size_t len, bool ndr64, bool decrypt,
+                         RequestView* out) noexcept {
+    try {
+        ByteView bytes(stub, stub ? len : 0);
+        auto framed = rpc::parse_request_stub(bytes, ndr64 ? rpc::Ndr::Ndr64 : rpc::Ndr::Ndr32);
+        if (!framed) {
+            out->error = dup(scope, framed.error().to_string());
+            return;
+        }
+        out->msg_offset = static_cast<guint32>(framed->message_offset);
+        out->msg_len = static_cast<guint32>(framed->message.size());
+        out->trailing = static_cast<guint32>(framed->trailing);
+        if (auto v = kms::peek_version(framed->message)) {
+            out->have_version = true;
+            out->major = v->major;
+            out->minor = v->minor;
+            if (!decrypt && v->major >= 5) {
+                out->encrypted = true;
+                out->decrypt_skipped = true;
+                if (framed->message.size() >= kms::layout::kEnvCiphertext)
+                    std::memcpy(out->iv, framed->message.data() + kms::layout::kEnvIv, 16);
+                return;
+            }
+        }
+        auto q = kms::decode_request(framed->message, framed->message_offset);
+        if (!q) {
+            out->error = dup(scope, q.error().to_string());
+            return;
+        }
+        fill_request(scope, *q, out);
+    } catch (const std::exception& e) {
+        out->error = dup(scope, std::string("internal error: ") + e.what());
+    } catch (...) {
+        out->error = "internal error";
+    }
+}
+
+void decode_response_stub(wmem_allocator_t* scope, const guint8* stub, std::size_t len, bool ndr64, bool decrypt,
+                          const guint8* request_message, std::size_t request_len, const char* server_key,
+                          guint32 call_id, ResponseView* out) noexcept {
+    try {
+        out->verdict = "unverified";
+        ByteView bytes(stub, stub ? len : 0);
+        auto framed = rpc::parse_response_stub(bytes, ndr64 ? rpc::Ndr::Ndr64 : rpc::Ndr::Ndr32);
+        if (!framed) {
+            out->error = dup(scope, framed.error().to_string());
+            return;
+        }
+        for (const auto& a : framed->anomalies) add_text(scope, out->anomalies, "rpc", a);
+        out->hresult = framed->return_value;
+        out->hresult_name = dup(scope, hresult_name(framed->return_value));
+        std::optional<kms::DecodedRequest> q;
+        if (request_message && request_len) {
+            auto decoded = kms::decode_request(ByteView(request_message, request_len));
+            if (decoded) q = std::move(*decoded);
+        }
+        if (!framed->message) {
+            out->is_hresult = true;
+            out->verdict = dup(scope, "HRESULT " + hex32(framed->return_value) +
+                                          (out->hresult_name[0] ? std::string(" ") + out->hresult_name : ""));
+            return;
+        }
+        out->msg_offset = static_cast<guint32>(framed->message_offset);
+        out->msg_len = static_cast<guint32>(framed->message->size());
+        if (auto v = kms::peek_version(*framed->message)) {
+            out->have_version = true;
+            out->major = v->major;
+            out->minor = v->minor;
+            if (!decrypt && v->major >= 5) {
+                out->encrypted = true;
+                out->decrypt_skipped = true;
+                if (framed->message->size() >= kms::layout::kEnvCiphertext)
+                    std::memcpy(out->iv, framed->message->data() + kms::layout::kEnvIv, 16);
+                return;
+            }
+        }
+        auto p = kms::decode_response(*framed->message, framed->message_offset);
+        if (!p) {
+            out->error = dup(scope, p.error().to_string());
+            return;
+        }
+        fill_response(scope, *p, out);
+        if (q) {
+            kms::Verdict v = kms::verify_exchange(*q, *p);
+            if (!framed->anomalies.empty()) v.fail(kms::Check::Rpc);
+            out->verified = true;
+            out->valid = v.ok();
+            add_failed(scope, out->failed, v);
+            out->verdict = dup(scope, verdict_text(v));
+        }
+        if (server_key) {
+            Exchange x;
+            x.call_id = call_id;
+            x.ndr = ndr64 ? rpc::Ndr::Ndr64 : rpc::Ndr::Ndr32;
+            x.outcome = Outcome::Response;
+            x.request = std::move(q);
+            x.response = std::move(*p);
+            std::lock_guard<std::mutex> lock(g_fingerprints_mu);
+            if (!g_fingerprints) g_fingerprints = new std::map<std::string, ServerFingerprint>();
+            ServerFingerprint& fp = (*g_fingerprints)[server_key];
+            std::size_t before = fp.tells().size();
+            fp.observe(x);
+            out->server_impl = server_impl_name(fp.verdict());
+            for (std::size_t i = before; i < fp.tells().size(); ++i)
+                add_text(scope, out->new_tells, "emulator", fp.tells()[i]);
+        }
+    } catch (const std::exception& e) {
+        out->error = dup(scope, std::string("internal error: ") + e.what());
+    } catch (...) {
+        out->error = "internal error";
+    }
+}
+
+void reset_fingerprints() noexcept {
+    std::lock_guard<std::mutex> lock(g_fingerprints_mu);
+    delete g_fingerprints;
+    g_fingerprints = nullptr;
+}
+
+const char* license_status_text(guint32 status) noexcept {
+    // The core returns views of string literals; they are NUL-terminated.
+    return license_status_name(status).data();
+}
+
+const char* hresult_text(guint32 hr) noexcept {
+    auto n = hresult_name(hr);
+    if (n.empty()) n = nca_status_name(hr);
+    return n.empty() ? nullptr : n.data();
+}
+
+}  // namespace kmsdiss

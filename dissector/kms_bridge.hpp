@@ -1,0 +1,125 @@
+// The bridge between Wireshark and the kmscope core. Everything here is plain data: the dissector
+// copies a stub out of its tvb, hands the bytes to one of these noexcept functions, and gets back a
+// view whose strings and buffers live in a wmem scope. No C++ object with a destructor ever sits in
+// a stack frame that calls a tvb accessor (Wireshark's exceptions are longjmp; wireshark-build.md §3).
+#pragma once
+
+#include <glib.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include <epan/wmem_scopes.h>
+
+#include "kmscope/kms.hpp"
+
+namespace kmsdiss {
+
+inline constexpr int kMaxItems = 16;
+
+/// A GUID field with its product-table name.
+struct GuidView {
+    guint8 wire[16];
+    const char* name;  // product name, or the GUID text when unknown
+    bool known;
+};
+
+/// A FILETIME as Unix seconds and nanoseconds.
+struct TimeView {
+    gint64 secs;
+    gint32 nsecs;
+};
+
+/// A list of short texts (failed check names with their descriptions, anomalies, tells).
+struct TextList {
+    int n;
+    const char* name[kMaxItems];
+    const char* text[kMaxItems];
+    bool is_count[kMaxItems];  // the failed check is "count" (its own expert info)
+};
+
+/// Everything the dissector shows for a request stub.
+struct RequestView {
+    const char* error;        // the stub or message could not be decoded (text from the core)
+    guint32 msg_offset;       // KMS message offset within the stub
+    guint32 msg_len;          // KMS message length (0 when the stub framing failed)
+    guint32 trailing;         // bytes after the message in the stub
+    bool have_version;
+    guint16 major, minor;
+    bool decoded;             // the base request is available
+    bool encrypted;           // v5/v6 envelope
+    bool decrypt_skipped;     // v5/v6 but decryption is off
+    guint8 iv[16];
+    guint8 mac[16];
+    const guint8* plaintext;  // v5/v6: 240 decrypted bytes (base request + padding)
+    guint32 plaintext_len;
+    guint32 vm_info, license_status, binding_expiration, n_policy;
+    const char* license_status_name;
+    GuidView app, sku, kms, cmid, previous_cmid;
+    TimeView client_time;
+    const char* workstation;
+    const char* cmid_text;
+    TextList failed;          // checks of the request alone (verify_request)
+};
+
+/// The ePID broken into its parts.
+struct EpidView {
+    bool parsed;
+    guint32 platform, group, key_id, channel, lcid, build;
+    TimeView date;  // activation day (UTC midnight)
+};
+
+/// Everything the dissector shows for a response stub.
+struct ResponseView {
+    const char* error;
+    bool is_hresult;           // NULL out pointer: the stub carries only an HRESULT
+    guint32 hresult;
+    const char* hresult_name;  // "" when unknown
+    guint32 msg_offset, msg_len;
+    bool have_version;
+    guint16 major, minor;
+    bool decoded;
+    bool encrypted;
+    bool decrypt_skipped;
+    guint8 iv[16];
+    guint8 mac[16];
+    const guint8* plaintext;  // v5/v6: decrypted bytes including padding
+    guint32 plaintext_len;
+    kmscope::kms::layout::ResponseLayout layout;  // offsets within the base response / body
+    guint32 pid_size;
+    const char* epid;
+    EpidView epid_parts;
+    guint8 cmid[16];
+    TimeView client_time;
+    guint32 count, activation_interval, renewal_interval;
+    guint8 random_xored_ivs[16], hash[32], hwid[8], xored_ivs[16], hmac[16];
+    bool has_hwid;
+    TextList anomalies;  // response stub framing deviations (core's parse_response_stub)
+    // Verification (only when the request was seen).
+    bool verified;
+    bool valid;
+    TextList failed;
+    const char* verdict;  // "ok", "FAIL hash ...", "HRESULT 0x... NAME", "unverified"
+    // Fingerprint of the server after this response (first pass only; NULL otherwise).
+    const char* server_impl;
+    TextList new_tells;
+};
+
+/// Decodes a request stub (NDR32 or NDR64). `stub` may be NULL when `len` is 0.
+void decode_request_stub(wmem_allocator_t* scope, const guint8* stub, std::size_t len, bool ndr64, bool decrypt,
+                         RequestView* out) noexcept;
+
+/// Decodes a response stub and, when the request message is known, verifies the exchange. When
+/// `server_key` is non-NULL the exchange is also fed to that server's fingerprint.
+void decode_response_stub(wmem_allocator_t* scope, const guint8* stub, std::size_t len, bool ndr64, bool decrypt,
+                          const guint8* request_message, std::size_t request_len, const char* server_key,
+                          guint32 call_id, ResponseView* out) noexcept;
+
+/// Forgets every server fingerprint (new capture file).
+void reset_fingerprints() noexcept;
+
+/// Names for value strings: license status 0..6 and the HRESULTs / NCA codes the core knows.
+const char* license_status_text(guint32 status) noexcept;
+const char* hresult_text(guint32 hr) noexcept;
+
+}  // namespace kmsdiss

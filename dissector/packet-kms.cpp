@@ -1,0 +1,800 @@
+// packet-kms.cpp: Wireshark 4.0 plugin for Microsoft's KMS activation protocol (v4/v5/v6 over DCE/RPC).
+//
+// The DCE/RPC dissector handles bind, alter_context, reassembly and call matching; we register as the
+// subdissector of interface 51c82175-844e-4750-b0d8-ec255555bc06 v1.0, opnum 0 RequestActivation.
+// Decoding, decryption and verification are the kmscope core's (through kms_bridge); this file only
+// presents the results. Rules that keep tshark safe (wireshark-build.md §3):
+//   * the functions that touch a tvb hold no C++ object with a destructor (tvb errors are longjmp);
+//   * the stub is copied out with tvb_memdup, decoded by noexcept bridge calls into wmem memory;
+//   * no C++ exception can leave the bridge.
+#include <glib.h>
+
+#include <cstring>
+
+#include <epan/expert.h>
+#include <epan/packet.h>
+#include <epan/prefs.h>
+#include <epan/proto_data.h>
+#include <epan/stat_tap_ui.h>
+#include <epan/stats_tree.h>
+#include <epan/tap.h>
+#include <epan/to_str.h>
+#include <epan/dissectors/packet-dcerpc.h>
+#include <ws_version.h>
+
+#include "kms_bridge.hpp"
+#include "kmscope/kms.hpp"
+#include "kmscope/status.hpp"
+
+#ifndef PLUGIN_VERSION
+#define PLUGIN_VERSION "0.0.0"
+#endif
+
+extern "C" WS_DLL_PUBLIC_DEF const gchar plugin_version[] = PLUGIN_VERSION;
+extern "C" WS_DLL_PUBLIC_DEF const int plugin_want_major = WIRESHARK_VERSION_MAJOR;
+extern "C" WS_DLL_PUBLIC_DEF const int plugin_want_minor = WIRESHARK_VERSION_MINOR;
+extern "C" WS_DLL_PUBLIC_DEF void plugin_register(void);
+
+namespace {
+
+namespace layout = kmscope::kms::layout;
+using kmsdiss::RequestView;
+using kmsdiss::ResponseView;
+
+constexpr guint kDefaultPort = 1688;
+constexpr gint64 kMaxClockSkewSeconds = 4 * 3600;  // a genuine host refuses more (facts sheet §11.1)
+
+int proto_kms = -1;
+int kms_tap = -1;
+
+int hf_kms_opnum = -1;
+int hf_kms_request = -1;
+int hf_kms_response = -1;
+int hf_kms_message_size = -1;
+int hf_kms_version_major = -1;
+int hf_kms_version_minor = -1;
+int hf_kms_req_vm_info = -1;
+int hf_kms_req_license_status = -1;
+int hf_kms_req_binding_expiration = -1;
+int hf_kms_req_app_id = -1;
+int hf_kms_req_sku_id = -1;
+int hf_kms_req_kms_id = -1;
+int hf_kms_req_cmid = -1;
+int hf_kms_req_n_policy = -1;
+int hf_kms_req_client_time = -1;
+int hf_kms_req_previous_cmid = -1;
+int hf_kms_req_workstation = -1;
+int hf_kms_resp_pid_size = -1;
+int hf_kms_resp_epid = -1;
+int hf_kms_epid_platform = -1;
+int hf_kms_epid_group = -1;
+int hf_kms_epid_key_id = -1;
+int hf_kms_epid_channel = -1;
+int hf_kms_epid_lcid = -1;
+int hf_kms_epid_build = -1;
+int hf_kms_epid_date = -1;
+int hf_kms_resp_cmid = -1;
+int hf_kms_resp_client_time = -1;
+int hf_kms_resp_count = -1;
+int hf_kms_resp_activation_interval = -1;
+int hf_kms_resp_renewal_interval = -1;
+int hf_kms_resp_random_xored_ivs = -1;
+int hf_kms_resp_xored_ivs = -1;
+int hf_kms_resp_hwid = -1;
+int hf_kms_hresult = -1;
+int hf_kms_iv = -1;
+int hf_kms_mac = -1;
+int hf_kms_hash = -1;
+int hf_kms_hmac = -1;
+int hf_kms_ciphertext = -1;
+int hf_kms_padding = -1;
+int hf_kms_application = -1;
+int hf_kms_product = -1;
+int hf_kms_kms_product = -1;
+int hf_kms_valid = -1;
+int hf_kms_failed_check = -1;
+int hf_kms_server_impl = -1;
+int hf_kms_request_in = -1;
+int hf_kms_response_in = -1;
+int hf_kms_time = -1;
+
+gint ett_kms = -1;
+gint ett_kms_message = -1;
+gint ett_kms_epid = -1;
+gint ett_kms_verdict = -1;
+
+expert_field ei_kms_check_failed = EI_INIT;
+expert_field ei_kms_malformed = EI_INIT;
+expert_field ei_kms_truncated = EI_INIT;
+expert_field ei_kms_hresult = EI_INIT;
+expert_field ei_kms_count_low = EI_INIT;
+expert_field ei_kms_clock_skew = EI_INIT;
+expert_field ei_kms_emulator = EI_INIT;
+expert_field ei_kms_unknown_product = EI_INIT;
+expert_field ei_kms_rpc_anomaly = EI_INIT;
+expert_field ei_kms_unverified = EI_INIT;
+expert_field ei_kms_trailing = EI_INIT;
+
+gboolean kms_decrypt = TRUE;
+guint kms_tcp_port = kDefaultPort;
+guint kms_registered_port = 0;
+dissector_handle_t dcerpc_tcp_handle = nullptr;
+dissector_handle_t kms_tcp_handle = nullptr;
+
+// Value strings are filled from the core's names at registration.
+value_string license_status_vals[8];
+value_string hresult_vals[16];
+const value_string vm_info_vals[] = {{0, "Physical machine"}, {1, "Virtual machine"}, {0, nullptr}};
+
+/// What the dissector hands to taps (one per KMS message).
+struct KmsTapInfo {
+    bool is_request;
+    guint16 major, minor;
+    const char* product;         // request: SKU name
+    const char* license_status;  // request
+    const char* cmid;            // request
+    const char* workstation;     // request
+    const char* epid;            // response
+    const char* verdict;         // response
+};
+
+/// The request message kept for the response of the same call (file scope).
+struct StoredRequest {
+    guint8* message;
+    guint32 len;
+};
+
+/// First-pass results of a response frame that must not change on later passes.
+struct StoredResponse {
+    const char* server_impl;
+    int n_tells;
+    const char* tells[kmsdiss::kMaxItems];
+};
+
+e_guid_t to_e_guid(const guint8* w) {
+    e_guid_t g;
+    g.data1 = static_cast<guint32>(w[0]) | static_cast<guint32>(w[1]) << 8 | static_cast<guint32>(w[2]) << 16 |
+              static_cast<guint32>(w[3]) << 24;
+    g.data2 = static_cast<guint16>(w[4] | w[5] << 8);
+    g.data3 = static_cast<guint16>(w[6] | w[7] << 8);
+    std::memcpy(g.data4, w + 8, 8);
+    return g;
+}
+
+nstime_t to_nstime(const kmsdiss::TimeView& t) {
+    nstime_t n;
+    n.secs = static_cast<time_t>(t.secs);
+    n.nsecs = t.nsecs;
+    return n;
+}
+
+void add_guid(proto_tree* tree, int hf, tvbuff_t* tvb, int off, const kmsdiss::GuidView& g) {
+    e_guid_t eg = to_e_guid(g.wire);
+    proto_tree_add_guid(tree, hf, tvb, off, 16, &eg);
+}
+
+void add_product(proto_tree* tree, packet_info* pinfo, int hf, tvbuff_t* tvb, int off, const kmsdiss::GuidView& g,
+                 const char* what) {
+    proto_item* it = proto_tree_add_string(tree, hf, tvb, off, 16, g.name);
+    proto_item_set_generated(it);
+    if (!g.known) expert_add_info_format(pinfo, it, &ei_kms_unknown_product, "Unknown %s GUID %s", what, g.name);
+}
+
+void add_bytes(proto_tree* tree, int hf, tvbuff_t* tvb, int off, const guint8* bytes, int len) {
+    proto_tree_add_bytes(tree, hf, tvb, off, len, bytes);
+}
+
+void add_failed_checks(proto_tree* tree, packet_info* pinfo, tvbuff_t* tvb, int off, int len,
+                       const kmsdiss::TextList& failed) {
+    for (int i = 0; i < failed.n; ++i) {
+        proto_item* it = proto_tree_add_string(tree, hf_kms_failed_check, tvb, off, len, failed.name[i]);
+        proto_item_set_generated(it);
+        if (failed.is_count[i])
+            expert_add_info_format(pinfo, it, &ei_kms_count_low, "Count below the request's N policy: %s",
+                                   failed.text[i]);
+        else
+            expert_add_info_format(pinfo, it, &ei_kms_check_failed, "Verification failed (%s): %s", failed.name[i],
+                                   failed.text[i]);
+    }
+}
+
+bool is_ndr64(dcerpc_info* di) {
+    return di->call_data && (di->call_data->flags & DCERPC_IS_NDR64) != 0;
+}
+
+/// The base request fields (section 4), at layout offsets of `tvb` starting at `base`.
+void add_base_request(proto_tree* tree, packet_info* pinfo, tvbuff_t* tvb, int base, const RequestView* rv) {
+    proto_tree_add_uint(tree, hf_kms_req_vm_info, tvb, base + static_cast<int>(layout::kReqVmInfo), 4, rv->vm_info);
+    proto_tree_add_uint(tree, hf_kms_req_license_status, tvb, base + static_cast<int>(layout::kReqLicenseStatus), 4,
+                        rv->license_status);
+    proto_tree_add_uint(tree, hf_kms_req_binding_expiration, tvb,
+                        base + static_cast<int>(layout::kReqBindingExpiration), 4, rv->binding_expiration);
+    add_guid(tree, hf_kms_req_app_id, tvb, base + static_cast<int>(layout::kReqAppId), rv->app);
+    add_product(tree, pinfo, hf_kms_application, tvb, base + static_cast<int>(layout::kReqAppId), rv->app,
+                "application");
+    add_guid(tree, hf_kms_req_sku_id, tvb, base + static_cast<int>(layout::kReqSkuId), rv->sku);
+    add_product(tree, pinfo, hf_kms_product, tvb, base + static_cast<int>(layout::kReqSkuId), rv->sku, "SKU");
+    add_guid(tree, hf_kms_req_kms_id, tvb, base + static_cast<int>(layout::kReqKmsId), rv->kms);
+    add_product(tree, pinfo, hf_kms_kms_product, tvb, base + static_cast<int>(layout::kReqKmsId), rv->kms, "KMS");
+    add_guid(tree, hf_kms_req_cmid, tvb, base + static_cast<int>(layout::kReqCmid), rv->cmid);
+    proto_tree_add_uint(tree, hf_kms_req_n_policy, tvb, base + static_cast<int>(layout::kReqNPolicy), 4,
+                        rv->n_policy);
+    nstime_t ct = to_nstime(rv->client_time);
+    proto_item* ti = proto_tree_add_time(tree, hf_kms_req_client_time, tvb,
+                                         base + static_cast<int>(layout::kReqClientTime), 8, &ct);
+    gint64 skew = static_cast<gint64>(pinfo->abs_ts.secs) - rv->client_time.secs;
+    if (skew > kMaxClockSkewSeconds || skew < -kMaxClockSkewSeconds)
+        expert_add_info_format(pinfo, ti, &ei_kms_clock_skew,
+                               "Client time is %" G_GINT64_FORMAT " s away from the capture time (more than 4 h)",
+                               skew);
+    add_guid(tree, hf_kms_req_previous_cmid, tvb, base + static_cast<int>(layout::kReqPreviousCmid),
+             rv->previous_cmid);
+    proto_tree_add_string(tree, hf_kms_req_workstation, tvb, base + static_cast<int>(layout::kReqWorkstation),
+                          static_cast<int>(kmscope::kms::kWorkstationBytes), rv->workstation);
+}
+
+void add_version(proto_tree* tree, tvbuff_t* tvb, int msg, guint16 major, guint16 minor) {
+    proto_tree_add_uint(tree, hf_kms_version_minor, tvb, msg + static_cast<int>(layout::kEnvVersion), 2, minor);
+    proto_tree_add_uint(tree, hf_kms_version_major, tvb, msg + static_cast<int>(layout::kEnvVersion) + 2, 2, major);
+}
+
+int dissect_kms_request(tvbuff_t* tvb, int offset, packet_info* pinfo, proto_tree* tree, dcerpc_info* di, guint8*) {
+    const gint reported = tvb_reported_length_remaining(tvb, offset);
+    const gint captured = tvb_captured_length_remaining(tvb, offset);
+    guint8* stub = captured > 0 ? static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, offset, captured)) : nullptr;
+    RequestView* rv = wmem_new0(pinfo->pool, RequestView);
+    kmsdiss::decode_request_stub(pinfo->pool, stub, captured > 0 ? static_cast<std::size_t>(captured) : 0,
+                                 is_ndr64(di), kms_decrypt, rv);
+
+    if (!PINFO_FD_VISITED(pinfo) && di->call_data && rv->msg_len > 0 && di->call_data->se_data == nullptr) {
+        StoredRequest* sr = wmem_new0(wmem_file_scope(), StoredRequest);
+        sr->message = static_cast<guint8*>(wmem_memdup(wmem_file_scope(), stub + rv->msg_offset, rv->msg_len));
+        sr->len = rv->msg_len;
+        di->call_data->se_data = sr;
+    }
+
+    const int msg = offset + static_cast<int>(rv->msg_offset);
+    proto_item* mi = proto_tree_add_item(tree, hf_kms_request, tvb, offset, reported, ENC_NA);
+    proto_tree* mt = proto_item_add_subtree(mi, ett_kms_message);
+    if (rv->msg_len > 0)
+        proto_tree_add_uint(mt, hf_kms_message_size, tvb, offset, 4, rv->msg_len);
+    if (rv->have_version) add_version(mt, tvb, msg, rv->major, rv->minor);
+
+    if (di->call_data && di->call_data->rep_frame) {
+        proto_item* it = proto_tree_add_uint(tree, hf_kms_response_in, tvb, 0, 0, di->call_data->rep_frame);
+        proto_item_set_generated(it);
+    }
+
+    if (rv->decoded) {
+        if (rv->encrypted) {
+            add_bytes(mt, hf_kms_iv, tvb, msg + static_cast<int>(layout::kEnvIv), rv->iv, 16);
+            proto_tree_add_item(mt, hf_kms_ciphertext, tvb, msg + static_cast<int>(layout::kEnvCiphertext),
+                                static_cast<int>(rv->msg_len - layout::kEnvCiphertext), ENC_NA);
+            tvbuff_t* ptvb = tvb_new_child_real_data(tvb, rv->plaintext, rv->plaintext_len, rv->plaintext_len);
+            add_new_data_source(pinfo, ptvb, "Decrypted KMS request");
+            add_base_request(mt, pinfo, ptvb, 0, rv);
+            if (rv->plaintext_len > kmscope::kms::kBaseRequestSize)
+                proto_tree_add_item(mt, hf_kms_padding, ptvb, static_cast<int>(kmscope::kms::kBaseRequestSize),
+                                    static_cast<int>(rv->plaintext_len - kmscope::kms::kBaseRequestSize), ENC_NA);
+        } else {
+            add_base_request(mt, pinfo, tvb, msg, rv);
+            add_bytes(mt, hf_kms_mac, tvb, msg + static_cast<int>(kmscope::kms::kBaseRequestSize), rv->mac,
+                      static_cast<int>(layout::kMacSize));
+        }
+        add_failed_checks(mt, pinfo, tvb, msg, static_cast<int>(rv->msg_len), rv->failed);
+        col_add_fstr(pinfo->cinfo, COL_INFO, "KMS v%u request: %s from %s", rv->major, rv->sku.name,
+                     rv->workstation[0] ? rv->workstation : "(no name)");
+    } else if (rv->decrypt_skipped) {
+        add_bytes(mt, hf_kms_iv, tvb, msg + static_cast<int>(layout::kEnvIv), rv->iv, 16);
+        col_add_fstr(pinfo->cinfo, COL_INFO, "KMS v%u request (not decrypted)", rv->major);
+    } else {
+        expert_add_info_format(pinfo, mi, captured < reported ? &ei_kms_truncated : &ei_kms_malformed,
+                               "Malformed KMS request: %s", rv->error ? rv->error : "undecodable");
+        col_add_str(pinfo->cinfo, COL_INFO, "KMS request (malformed)");
+    }
+    if (rv->trailing > 0)
+        expert_add_info_format(pinfo, mi, &ei_kms_trailing, "%u bytes after the KMS message in the request stub",
+                               rv->trailing);
+
+    KmsTapInfo* ti = wmem_new0(pinfo->pool, KmsTapInfo);
+    ti->is_request = true;
+    ti->major = rv->major;
+    ti->minor = rv->minor;
+    if (rv->decoded) {
+        ti->product = rv->sku.name;
+        ti->license_status = rv->license_status_name;
+        ti->cmid = rv->cmid_text;
+        ti->workstation = rv->workstation;
+    }
+    tap_queue_packet(kms_tap, pinfo, ti);
+
+    // A stub cut short by the snapshot length: make the framework mark the frame malformed.
+    if (captured < reported) tvb_ensure_bytes_exist(tvb, offset, reported);
+    return offset + reported;
+}
+
+void add_epid(proto_tree* tree, tvbuff_t* tvb, int off, int len, const ResponseView* pv) {
+    proto_item* ei = proto_tree_add_string(tree, hf_kms_resp_epid, tvb, off, len, pv->epid);
+    if (!pv->epid_parts.parsed) return;
+    proto_tree* et = proto_item_add_subtree(ei, ett_kms_epid);
+    const kmsdiss::EpidView& e = pv->epid_parts;
+    proto_item_set_generated(proto_tree_add_uint(et, hf_kms_epid_platform, tvb, off, len, e.platform));
+    proto_item_set_generated(proto_tree_add_uint(et, hf_kms_epid_group, tvb, off, len, e.group));
+    proto_item_set_generated(proto_tree_add_uint(et, hf_kms_epid_key_id, tvb, off, len, e.key_id));
+    proto_item_set_generated(proto_tree_add_uint(et, hf_kms_epid_channel, tvb, off, len, e.channel));
+    proto_item_set_generated(proto_tree_add_uint(et, hf_kms_epid_lcid, tvb, off, len, e.lcid));
+    proto_item_set_generated(proto_tree_add_uint(et, hf_kms_epid_build, tvb, off, len, e.build));
+    nstime_t d = to_nstime(e.date);
+    proto_item_set_generated(proto_tree_add_time(et, hf_kms_epid_date, tvb, off, len, &d));
+}
+
+/// The base response (section 5) and, for v5/v6, the body trailer, at layout offsets from `base`.
+void add_base_response(proto_tree* tree, tvbuff_t* tvb, int base, const ResponseView* pv) {
+    const auto& l = pv->layout;
+    proto_tree_add_uint(tree, hf_kms_resp_pid_size, tvb, base + static_cast<int>(l.pid_size), 4, pv->pid_size);
+    add_epid(tree, tvb, base + static_cast<int>(l.epid), static_cast<int>(pv->pid_size), pv);
+    e_guid_t cmid = to_e_guid(pv->cmid);
+    proto_tree_add_guid(tree, hf_kms_resp_cmid, tvb, base + static_cast<int>(l.cmid), 16, &cmid);
+    nstime_t ct = to_nstime(pv->client_time);
+    proto_tree_add_time(tree, hf_kms_resp_client_time, tvb, base + static_cast<int>(l.client_time), 8, &ct);
+    proto_tree_add_uint(tree, hf_kms_resp_count, tvb, base + static_cast<int>(l.count), 4, pv->count);
+    proto_tree_add_uint(tree, hf_kms_resp_activation_interval, tvb, base + static_cast<int>(l.activation_interval), 4,
+                        pv->activation_interval);
+    proto_tree_add_uint(tree, hf_kms_resp_renewal_interval, tvb, base + static_cast<int>(l.renewal_interval), 4,
+                        pv->renewal_interval);
+    if (!pv->encrypted) return;
+    add_bytes(tree, hf_kms_resp_random_xored_ivs, tvb, base + static_cast<int>(l.random_xored_ivs),
+              pv->random_xored_ivs, 16);
+    add_bytes(tree, hf_kms_hash, tvb, base + static_cast<int>(l.hash), pv->hash, 32);
+    if (pv->has_hwid) {
+        add_bytes(tree, hf_kms_resp_hwid, tvb, base + static_cast<int>(l.hwid), pv->hwid, 8);
+        add_bytes(tree, hf_kms_resp_xored_ivs, tvb, base + static_cast<int>(l.xored_ivs), pv->xored_ivs, 16);
+        add_bytes(tree, hf_kms_hmac, tvb, base + static_cast<int>(l.hmac), pv->hmac, 16);
+    }
+}
+
+int dissect_kms_response(tvbuff_t* tvb, int offset, packet_info* pinfo, proto_tree* tree, dcerpc_info* di, guint8*) {
+    const gint reported = tvb_reported_length_remaining(tvb, offset);
+    const gint captured = tvb_captured_length_remaining(tvb, offset);
+    guint8* stub = captured > 0 ? static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, offset, captured)) : nullptr;
+    const StoredRequest* sr = di->call_data ? static_cast<const StoredRequest*>(di->call_data->se_data) : nullptr;
+    const bool first_pass = !PINFO_FD_VISITED(pinfo);
+    const char* server_key = nullptr;
+    if (first_pass)
+        server_key = wmem_strdup_printf(pinfo->pool, "%s:%u", address_to_str(pinfo->pool, &pinfo->src),
+                                        pinfo->srcport);
+    ResponseView* pv = wmem_new0(pinfo->pool, ResponseView);
+    kmsdiss::decode_response_stub(pinfo->pool, stub, captured > 0 ? static_cast<std::size_t>(captured) : 0,
+                                  is_ndr64(di), kms_decrypt, sr ? sr->message : nullptr, sr ? sr->len : 0,
+                                  server_key, di->call_id, pv);
+
+    // The fingerprint depends on what came before: compute it once, on the first pass.
+    StoredResponse* stored = static_cast<StoredResponse*>(p_get_proto_data(wmem_file_scope(), pinfo, proto_kms,
+                                                                           di->call_id));
+    if (!stored && first_pass && pv->server_impl) {
+        stored = wmem_new0(wmem_file_scope(), StoredResponse);
+        stored->server_impl = pv->server_impl;  // a string literal from the core
+        for (int i = 0; i < pv->new_tells.n; ++i)
+            stored->tells[stored->n_tells++] = wmem_strdup(wmem_file_scope(), pv->new_tells.text[i]);
+        p_add_proto_data(wmem_file_scope(), pinfo, proto_kms, di->call_id, stored);
+    }
+
+    const int msg = offset + static_cast<int>(pv->msg_offset);
+    proto_item* mi = proto_tree_add_item(tree, hf_kms_response, tvb, offset, reported, ENC_NA);
+    proto_tree* mt = proto_item_add_subtree(mi, ett_kms_message);
+
+    if (di->call_data && di->call_data->req_frame) {
+        proto_item* it = proto_tree_add_uint(tree, hf_kms_request_in, tvb, 0, 0, di->call_data->req_frame);
+        proto_item_set_generated(it);
+        nstime_t delta;
+        nstime_delta(&delta, &pinfo->abs_ts, &di->call_data->req_time);
+        it = proto_tree_add_time(tree, hf_kms_time, tvb, 0, 0, &delta);
+        proto_item_set_generated(it);
+    }
+
+    for (int i = 0; i < pv->anomalies.n; ++i)
+        expert_add_info_format(pinfo, mi, &ei_kms_rpc_anomaly, "RPC response stub: %s", pv->anomalies.text[i]);
+
+    if (pv->is_hresult || (pv->error == nullptr && pv->hresult != 0)) {
+        proto_item* hi = proto_tree_add_uint(mt, hf_kms_hresult, tvb, offset + (reported >= 4 ? reported - 4 : 0),
+                                             reported >= 4 ? 4 : 0, pv->hresult);
+        expert_add_info_format(pinfo, hi, &ei_kms_hresult, "Server returned HRESULT 0x%08X%s%s", pv->hresult,
+                               pv->hresult_name[0] ? " " : "", pv->hresult_name);
+    }
+    if (pv->is_hresult) {
+        proto_item* vi = proto_tree_add_boolean(tree, hf_kms_valid, tvb, 0, 0, FALSE);
+        proto_item_set_generated(vi);
+        col_add_fstr(pinfo->cinfo, COL_INFO, "KMS response: HRESULT 0x%08X%s%s", pv->hresult,
+                     pv->hresult_name[0] ? " " : "", pv->hresult_name);
+    } else if (pv->decoded) {
+        proto_tree_add_uint(mt, hf_kms_message_size, tvb, offset, 4, pv->msg_len);
+        add_version(mt, tvb, msg, pv->major, pv->minor);
+        if (pv->encrypted) {
+            add_bytes(mt, hf_kms_iv, tvb, msg + static_cast<int>(layout::kEnvIv), pv->iv, 16);
+            proto_tree_add_item(mt, hf_kms_ciphertext, tvb, msg + static_cast<int>(layout::kEnvCiphertext),
+                                static_cast<int>(pv->msg_len - layout::kEnvCiphertext), ENC_NA);
+            tvbuff_t* ptvb = tvb_new_child_real_data(tvb, pv->plaintext, pv->plaintext_len, pv->plaintext_len);
+            add_new_data_source(pinfo, ptvb, "Decrypted KMS response");
+            add_base_response(mt, ptvb, 0, pv);
+            if (pv->plaintext_len > pv->layout.body_end)
+                proto_tree_add_item(mt, hf_kms_padding, ptvb, static_cast<int>(pv->layout.body_end),
+                                    static_cast<int>(pv->plaintext_len - pv->layout.body_end), ENC_NA);
+        } else {
+            add_base_response(mt, tvb, msg, pv);
+            add_bytes(mt, hf_kms_mac, tvb, msg + static_cast<int>(pv->layout.base_end), pv->mac,
+                      static_cast<int>(layout::kMacSize));
+        }
+        if (pv->verified) {
+            proto_item* vi = proto_tree_add_boolean(tree, hf_kms_valid, tvb, msg, static_cast<int>(pv->msg_len),
+                                                    pv->valid);
+            proto_item_set_generated(vi);
+            proto_tree* vt = proto_item_add_subtree(vi, ett_kms_verdict);
+            add_failed_checks(vt, pinfo, tvb, msg, static_cast<int>(pv->msg_len), pv->failed);
+        } else {
+            expert_add_info(pinfo, mi, &ei_kms_unverified);
+        }
+        col_add_fstr(pinfo->cinfo, COL_INFO, "KMS v%u response: count %u, ePID %s%s", pv->major, pv->count,
+                     pv->epid, pv->verified && !pv->valid ? " [verification failed]" : "");
+    } else if (pv->decrypt_skipped) {
+        add_version(mt, tvb, msg, pv->major, pv->minor);
+        add_bytes(mt, hf_kms_iv, tvb, msg + static_cast<int>(layout::kEnvIv), pv->iv, 16);
+        col_add_fstr(pinfo->cinfo, COL_INFO, "KMS v%u response (not decrypted)", pv->major);
+    } else {
+        if (pv->have_version) add_version(mt, tvb, msg, pv->major, pv->minor);
+        expert_add_info_format(pinfo, mi, captured < reported ? &ei_kms_truncated : &ei_kms_malformed,
+                               "Malformed KMS response: %s", pv->error ? pv->error : "undecodable");
+        col_add_str(pinfo->cinfo, COL_INFO, "KMS response (malformed)");
+    }
+
+    if (stored) {
+        proto_item* it = proto_tree_add_string(tree, hf_kms_server_impl, tvb, 0, 0, stored->server_impl);
+        proto_item_set_generated(it);
+        for (int i = 0; i < stored->n_tells; ++i)
+            expert_add_info_format(pinfo, it, &ei_kms_emulator, "Emulator tell: %s", stored->tells[i]);
+    }
+
+    KmsTapInfo* ti = wmem_new0(pinfo->pool, KmsTapInfo);
+    ti->is_request = false;
+    ti->major = pv->major;
+    ti->minor = pv->minor;
+    ti->epid = pv->decoded ? pv->epid : nullptr;
+    ti->verdict = pv->verdict;
+    tap_queue_packet(kms_tap, pinfo, ti);
+
+    if (captured < reported) tvb_ensure_bytes_exist(tvb, offset, reported);
+    return offset + reported;
+}
+
+/// "Decode As" entry for TCP ports: hand the stream to DCE/RPC, which calls us back for KMS.
+int dissect_kms_tcp(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data) {
+    return call_dissector_with_data(dcerpc_tcp_handle, tvb, pinfo, tree, data);
+}
+
+// ---- statistics: stats_tree (kms,tree) ----------------------------------------------------------
+
+int st_version = -1, st_product = -1, st_status = -1, st_epid = -1, st_verdict = -1;
+
+void kms_stats_tree_init(stats_tree* st) {
+    st_version = stats_tree_create_node(st, "Requests by version", 0, STAT_DT_INT, TRUE);
+    st_product = stats_tree_create_node(st, "Requests by product", 0, STAT_DT_INT, TRUE);
+    st_status = stats_tree_create_node(st, "Requests by license status", 0, STAT_DT_INT, TRUE);
+    st_epid = stats_tree_create_node(st, "Responses by server ePID", 0, STAT_DT_INT, TRUE);
+    st_verdict = stats_tree_create_node(st, "Exchanges by verdict", 0, STAT_DT_INT, TRUE);
+}
+
+tap_packet_status kms_stats_tree_packet(stats_tree* st, packet_info*, epan_dissect_t*, const void* p, tap_flags_t) {
+    const KmsTapInfo* ti = static_cast<const KmsTapInfo*>(p);
+    if (ti->is_request) {
+        char version[32];
+        g_snprintf(version, sizeof version, "v%u.%u", ti->major, ti->minor);
+        tick_stat_node(st, "Requests by version", 0, FALSE);
+        tick_stat_node(st, version, st_version, FALSE);
+        tick_stat_node(st, "Requests by product", 0, FALSE);
+        tick_stat_node(st, ti->product ? ti->product : "(undecoded)", st_product, FALSE);
+        tick_stat_node(st, "Requests by license status", 0, FALSE);
+        tick_stat_node(st, ti->license_status ? ti->license_status : "(undecoded)", st_status, FALSE);
+    } else {
+        tick_stat_node(st, "Responses by server ePID", 0, FALSE);
+        tick_stat_node(st, ti->epid ? ti->epid : "(none)", st_epid, FALSE);
+        tick_stat_node(st, "Exchanges by verdict", 0, FALSE);
+        tick_stat_node(st, ti->verdict ? ti->verdict : "unverified", st_verdict, FALSE);
+    }
+    return TAP_PACKET_REDRAW;
+}
+
+// ---- statistics: per-client table (kms,clients) ---------------------------------------------------
+
+enum ClientColumn { kColCmid, kColWorkstation, kColProducts, kColRequests, kColFirst, kColLast, kColCount };
+
+stat_tap_table_item client_fields[] = {
+    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "CMID", "%-36s"},
+    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "Workstation", "%-20s"},
+    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "Products", "%-30s"},
+    {TABLE_ITEM_UINT, TAP_ALIGN_RIGHT, "Requests", "%u"},
+    {TABLE_ITEM_FLOAT, TAP_ALIGN_RIGHT, "First seen (s)", "%1.6f"},
+    {TABLE_ITEM_FLOAT, TAP_ALIGN_RIGHT, "Last seen (s)", "%1.6f"},
+};
+const char* const kClientTableName = "KMS Clients";
+
+void kms_clients_init(stat_tap_table_ui* ui) {
+    stat_tap_table* table = stat_tap_find_table(ui, kClientTableName);
+    if (table) {
+        if (ui->stat_tap_reset_table_cb) ui->stat_tap_reset_table_cb(table);
+        return;
+    }
+    table = stat_tap_init_table(kClientTableName, kColCount, 0, nullptr);
+    stat_tap_add_table(ui, table);
+}
+
+void set_string(stat_tap_table* table, guint row, guint col, const char* text) {
+    stat_tap_table_item_type* item = stat_tap_get_field_data(table, row, col);
+    g_free(const_cast<char*>(item->value.string_value));
+    item->type = TABLE_ITEM_STRING;
+    item->value.string_value = g_strdup(text);
+    stat_tap_set_field_data(table, row, col, item);
+}
+
+tap_packet_status kms_clients_packet(void* tapdata, packet_info* pinfo, epan_dissect_t*, const void* p,
+                                     tap_flags_t) {
+    const KmsTapInfo* ti = static_cast<const KmsTapInfo*>(p);
+    if (!ti->is_request || !ti->cmid) return TAP_PACKET_DONT_REDRAW;
+    stat_data_t* sd = static_cast<stat_data_t*>(tapdata);
+    stat_tap_table* table = g_array_index(sd->stat_tap_data->tables, stat_tap_table*, 0);
+    const double t = nstime_to_sec(&pinfo->rel_ts);
+    guint row = 0;
+    for (; row < table->num_elements; ++row)
+        if (g_strcmp0(stat_tap_get_field_data(table, row, kColCmid)->value.string_value, ti->cmid) == 0) break;
+    if (row == table->num_elements) {
+        stat_tap_table_item_type items[kColCount];
+        std::memset(items, 0, sizeof items);
+        items[kColCmid].type = TABLE_ITEM_STRING;
+        items[kColCmid].value.string_value = g_strdup(ti->cmid);
+        items[kColWorkstation].type = TABLE_ITEM_STRING;
+        items[kColWorkstation].value.string_value = g_strdup(ti->workstation);
+        items[kColProducts].type = TABLE_ITEM_STRING;
+        items[kColProducts].value.string_value = g_strdup(ti->product);
+        items[kColRequests].type = TABLE_ITEM_UINT;
+        items[kColRequests].value.uint_value = 0;
+        items[kColFirst].type = TABLE_ITEM_FLOAT;
+        items[kColFirst].value.float_value = t;
+        items[kColLast].type = TABLE_ITEM_FLOAT;
+        items[kColLast].value.float_value = t;
+        stat_tap_init_table_row(table, row, kColCount, items);
+    }
+    stat_tap_table_item_type* item = stat_tap_get_field_data(table, row, kColRequests);
+    item->value.uint_value++;
+    stat_tap_set_field_data(table, row, kColRequests, item);
+    item = stat_tap_get_field_data(table, row, kColLast);
+    item->value.float_value = t;
+    stat_tap_set_field_data(table, row, kColLast, item);
+    // Products: a "; "-separated list of the distinct names this client asked for.
+    item = stat_tap_get_field_data(table, row, kColProducts);
+    const char* products = item->value.string_value;
+    bool seen = false;
+    if (products && ti->product) {
+        gchar** names = g_strsplit(products, "; ", -1);
+        for (gchar** n = names; *n && !seen; ++n) seen = g_strcmp0(*n, ti->product) == 0;
+        g_strfreev(names);
+        if (!seen) {
+            gchar* joined = g_strconcat(products, "; ", ti->product, nullptr);
+            set_string(table, row, kColProducts, joined);
+            g_free(joined);
+        }
+    }
+    return TAP_PACKET_REDRAW;
+}
+
+void kms_clients_free_item(stat_tap_table*, guint, guint column, stat_tap_table_item_type* field) {
+    if (column == kColCmid || column == kColWorkstation || column == kColProducts) {
+        g_free(const_cast<char*>(field->value.string_value));
+        field->value.string_value = nullptr;
+    }
+}
+
+void kms_clients_reset(stat_tap_table* table) {
+    for (guint row = 0; row < table->num_elements; ++row)
+        for (guint col = 0; col < kColCount; ++col) kms_clients_free_item(table, row, col,
+                                                                         stat_tap_get_field_data(table, row, col));
+    table->num_elements = 0;
+}
+
+// ---- registration -------------------------------------------------------------------------------
+
+void kms_cleanup() {
+    kmsdiss::reset_fingerprints();
+}
+
+void fill_value_strings() {
+    for (guint32 i = 0; i < 7; ++i)
+        license_status_vals[i] = value_string{i, g_strdup(kmsdiss::license_status_text(i))};
+    license_status_vals[7] = value_string{0, nullptr};
+    const guint32 codes[] = {kmscope::kHrInvalidData,       kmscope::kHrAccessDenied,  kmscope::kHrProductDeclined,
+                             kmscope::kHrTimeSkew,          kmscope::kHrInvalidDataSecurity,
+                             kmscope::kHrCountInsufficient, kmscope::kHrNoKmsContacted, kmscope::kHrRpcCommFailure};
+    guint n = 0;
+    for (guint32 c : codes)
+        if (const char* name = kmsdiss::hresult_text(c)) hresult_vals[n++] = value_string{c, g_strdup(name)};
+    hresult_vals[n] = value_string{0, nullptr};
+}
+
+void proto_register_kms() {
+    fill_value_strings();
+    static hf_register_info hf[] = {
+        {&hf_kms_opnum, {"Operation", "kms.opnum", FT_UINT16, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_request, {"KMS request", "kms.request", FT_NONE, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_response, {"KMS response", "kms.response", FT_NONE, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_message_size,
+         {"Message size", "kms.message_size", FT_UINT32, BASE_DEC, nullptr, 0x0, "Size of the KMS message", HFILL}},
+        {&hf_kms_version_major, {"Major version", "kms.version.major", FT_UINT16, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_version_minor, {"Minor version", "kms.version.minor", FT_UINT16, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_req_vm_info,
+         {"VM info", "kms.req.vm_info", FT_UINT32, BASE_DEC, VALS(vm_info_vals), 0x0, nullptr, HFILL}},
+        {&hf_kms_req_license_status,
+         {"License status", "kms.req.license_status", FT_UINT32, BASE_DEC, VALS(license_status_vals), 0x0, nullptr,
+          HFILL}},
+        {&hf_kms_req_binding_expiration,
+         {"Binding expiration (minutes)", "kms.req.binding_expiration", FT_UINT32, BASE_DEC, nullptr, 0x0,
+          "Minutes left in the current license state", HFILL}},
+        {&hf_kms_req_app_id, {"Application ID", "kms.req.app_id", FT_GUID, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_req_sku_id,
+         {"SKU ID (activation ID)", "kms.req.sku_id", FT_GUID, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_req_kms_id, {"KMS counted ID", "kms.req.kms_id", FT_GUID, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_req_cmid, {"Client machine ID", "kms.req.cmid", FT_GUID, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_req_n_policy,
+         {"N count policy", "kms.req.n_policy", FT_UINT32, BASE_DEC, nullptr, 0x0,
+          "Minimum count the client needs", HFILL}},
+        {&hf_kms_req_client_time,
+         {"Client time", "kms.req.client_time", FT_ABSOLUTE_TIME, ABSOLUTE_TIME_UTC, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_req_previous_cmid,
+         {"Previous client machine ID", "kms.req.previous_cmid", FT_GUID, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_req_workstation,
+         {"Workstation name", "kms.req.workstation", FT_STRING, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_resp_pid_size,
+         {"ePID size", "kms.resp.pid_size", FT_UINT32, BASE_DEC, nullptr, 0x0, "Bytes including the NUL", HFILL}},
+        {&hf_kms_resp_epid, {"ePID", "kms.resp.epid", FT_STRING, BASE_NONE, nullptr, 0x0, "KMS host extended PID", HFILL}},
+        {&hf_kms_epid_platform, {"Platform", "kms.epid.platform", FT_UINT32, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_epid_group, {"CSVLK group", "kms.epid.group", FT_UINT32, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_epid_key_id, {"CSVLK key ID", "kms.epid.key_id", FT_UINT32, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_epid_channel, {"Channel", "kms.epid.channel", FT_UINT32, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_epid_lcid, {"LCID", "kms.epid.lcid", FT_UINT32, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_epid_build, {"Host build", "kms.epid.build", FT_UINT32, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_epid_date,
+         {"Activation date", "kms.epid.date", FT_ABSOLUTE_TIME, ABSOLUTE_TIME_DOY_UTC, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_resp_cmid,
+         {"Client machine ID (echo)", "kms.resp.cmid", FT_GUID, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_resp_client_time,
+         {"Client time (echo)", "kms.resp.client_time", FT_ABSOLUTE_TIME, ABSOLUTE_TIME_UTC, nullptr, 0x0, nullptr,
+          HFILL}},
+        {&hf_kms_resp_count,
+         {"Count", "kms.resp.count", FT_UINT32, BASE_DEC, nullptr, 0x0, "KMS host current active clients", HFILL}},
+        {&hf_kms_resp_activation_interval,
+         {"Activation interval (minutes)", "kms.resp.activation_interval", FT_UINT32, BASE_DEC, nullptr, 0x0, nullptr,
+          HFILL}},
+        {&hf_kms_resp_renewal_interval,
+         {"Renewal interval (minutes)", "kms.resp.renewal_interval", FT_UINT32, BASE_DEC, nullptr, 0x0, nullptr,
+          HFILL}},
+        {&hf_kms_resp_random_xored_ivs,
+         {"RandomXoredIVs", "kms.resp.random_xored_ivs", FT_BYTES, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_resp_xored_ivs, {"XoredIVs", "kms.resp.xored_ivs", FT_BYTES, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_resp_hwid, {"HwId", "kms.resp.hwid", FT_BYTES, BASE_NONE, nullptr, 0x0, "KMS host hardware ID", HFILL}},
+        {&hf_kms_hresult,
+         {"HRESULT", "kms.hresult", FT_UINT32, BASE_HEX, VALS(hresult_vals), 0x0, nullptr, HFILL}},
+        {&hf_kms_iv, {"IV", "kms.iv", FT_BYTES, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_mac, {"MAC", "kms.mac", FT_BYTES, BASE_NONE, nullptr, 0x0, "v4 CBC-MAC", HFILL}},
+        {&hf_kms_hash, {"Hash", "kms.hash", FT_BYTES, BASE_NONE, nullptr, 0x0, "SHA-256 of the server random", HFILL}},
+        {&hf_kms_hmac, {"HMAC", "kms.hmac", FT_BYTES, BASE_NONE, nullptr, 0x0, "v6 HMAC-SHA256 (last 16 bytes)", HFILL}},
+        {&hf_kms_ciphertext, {"Encrypted data", "kms.ciphertext", FT_BYTES, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_padding, {"Padding", "kms.padding", FT_BYTES, BASE_NONE, nullptr, 0x0, "PKCS#7 padding", HFILL}},
+        {&hf_kms_application,
+         {"Application", "kms.application", FT_STRING, BASE_NONE, nullptr, 0x0, "Name of the application ID", HFILL}},
+        {&hf_kms_product, {"Product", "kms.product", FT_STRING, BASE_NONE, nullptr, 0x0, "Name of the SKU ID", HFILL}},
+        {&hf_kms_kms_product,
+         {"KMS product", "kms.kms_product", FT_STRING, BASE_NONE, nullptr, 0x0, "Name of the KMS counted ID", HFILL}},
+        {&hf_kms_valid,
+         {"Exchange valid", "kms.valid", FT_BOOLEAN, BASE_NONE, nullptr, 0x0,
+          "True when every client-side check of the exchange passes", HFILL}},
+        {&hf_kms_failed_check,
+         {"Failed check", "kms.failed_check", FT_STRING, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_server_impl,
+         {"Server implementation", "kms.server_impl", FT_STRING, BASE_NONE, nullptr, 0x0,
+          "Fingerprint: vlmcsd, py-kms, genuine-like or unknown", HFILL}},
+        {&hf_kms_request_in,
+         {"Request in", "kms.request_in", FT_FRAMENUM, BASE_NONE, FRAMENUM_TYPE(FT_FRAMENUM_REQUEST), 0x0, nullptr,
+          HFILL}},
+        {&hf_kms_response_in,
+         {"Response in", "kms.response_in", FT_FRAMENUM, BASE_NONE, FRAMENUM_TYPE(FT_FRAMENUM_RESPONSE), 0x0, nullptr,
+          HFILL}},
+        {&hf_kms_time,
+         {"Time", "kms.time", FT_RELATIVE_TIME, BASE_NONE, nullptr, 0x0, "Time from request to response", HFILL}},
+    };
+
+    static gint* ett[] = {&ett_kms, &ett_kms_message, &ett_kms_epid, &ett_kms_verdict};
+
+    static ei_register_info ei[] = {
+        {&ei_kms_check_failed,
+         {"kms.check_failed", PI_CHECKSUM, PI_ERROR, "Verification check failed", EXPFILL}},
+        {&ei_kms_malformed, {"kms.malformed", PI_MALFORMED, PI_ERROR, "Malformed KMS message", EXPFILL}},
+        {&ei_kms_truncated, {"kms.truncated", PI_MALFORMED, PI_ERROR, "Truncated KMS message", EXPFILL}},
+        {&ei_kms_hresult, {"kms.hresult.error", PI_RESPONSE_CODE, PI_WARN, "Server returned an HRESULT", EXPFILL}},
+        {&ei_kms_count_low,
+         {"kms.count_below_policy", PI_PROTOCOL, PI_WARN, "Count below the request's N policy", EXPFILL}},
+        {&ei_kms_clock_skew,
+         {"kms.clock_skew", PI_SEQUENCE, PI_WARN, "Client time more than 4 hours from the capture time", EXPFILL}},
+        {&ei_kms_emulator, {"kms.emulator", PI_SECURITY, PI_NOTE, "KMS emulator tell", EXPFILL}},
+        {&ei_kms_unknown_product,
+         {"kms.unknown_product", PI_UNDECODED, PI_NOTE, "Product GUID not in the product table", EXPFILL}},
+        {&ei_kms_rpc_anomaly,
+         {"kms.rpc_anomaly", PI_PROTOCOL, PI_WARN, "RPC framing a Windows client would reject", EXPFILL}},
+        {&ei_kms_unverified,
+         {"kms.unverified", PI_SEQUENCE, PI_NOTE, "Request not seen: exchange not verified", EXPFILL}},
+        {&ei_kms_trailing,
+         {"kms.trailing_bytes", PI_PROTOCOL, PI_NOTE, "Bytes after the KMS message in the stub", EXPFILL}},
+    };
+
+    static tap_param client_params[] = {{PARAM_FILTER, "filter", "Filter", nullptr, TRUE}};
+    static stat_tap_table_ui client_table = {REGISTER_PACKET_STAT_GROUP_UNSORTED,
+                                             "KMS Clients",
+                                             "kms",
+                                             "kms,clients",
+                                             kms_clients_init,
+                                             kms_clients_packet,
+                                             kms_clients_reset,
+                                             kms_clients_free_item,
+                                             nullptr,
+                                             G_N_ELEMENTS(client_fields),
+                                             client_fields,
+                                             G_N_ELEMENTS(client_params),
+                                             client_params,
+                                             nullptr,
+                                             0};
+
+    proto_kms = proto_register_protocol("Microsoft Key Management Service", "KMS", "kms");
+    proto_register_field_array(proto_kms, hf, G_N_ELEMENTS(hf));
+    proto_register_subtree_array(ett, G_N_ELEMENTS(ett));
+    expert_register_field_array(expert_register_protocol(proto_kms), ei, G_N_ELEMENTS(ei));
+
+    module_t* module = prefs_register_protocol(proto_kms, nullptr);
+    prefs_register_bool_preference(module, "decrypt", "Decrypt KMS v5/v6 messages",
+                                   "Decrypt v5/v6 requests and responses and verify the exchange", &kms_decrypt);
+    prefs_register_uint_preference(module, "tcp.port", "KMS TCP port",
+                                   "TCP port decoded as DCE/RPC (KMS) even without the DCE/RPC heuristic", 10,
+                                   &kms_tcp_port);
+
+    kms_tap = register_tap("kms");
+    register_stat_tap_table_ui(&client_table);
+    register_cleanup_routine(kms_cleanup);
+    kms_tcp_handle = register_dissector("kms.tcp", dissect_kms_tcp, proto_kms);
+}
+
+void proto_reg_handoff_kms() {
+    static bool initialized = false;
+    static e_guid_t uuid_kms = {0x51c82175, 0x844e, 0x4750, {0xb0, 0xd8, 0xec, 0x25, 0x55, 0x55, 0xbc, 0x06}};
+    static dcerpc_sub_dissector kms_dissectors[] = {
+        {0, "RequestActivation", dissect_kms_request, dissect_kms_response},
+        {0, nullptr, nullptr, nullptr},
+    };
+    if (!initialized) {
+        dcerpc_init_uuid(proto_kms, ett_kms, &uuid_kms, 1, kms_dissectors, hf_kms_opnum);
+        dcerpc_tcp_handle = dissector_table_get_dissector_handle(find_dissector_table("tcp.port"), "DCERPC");
+        dissector_add_for_decode_as("tcp.port", kms_tcp_handle);
+        stats_tree_register_plugin("kms", "kms", "KMS/Exchanges", 0, kms_stats_tree_packet,
+                                   kms_stats_tree_init, nullptr);
+        initialized = true;
+    } else if (kms_registered_port != 0 && dcerpc_tcp_handle) {
+        dissector_delete_uint("tcp.port", kms_registered_port, dcerpc_tcp_handle);
+    }
+    kms_registered_port = 0;
+    if (kms_tcp_port != 0 && dcerpc_tcp_handle) {
+        dissector_add_uint("tcp.port", kms_tcp_port, dcerpc_tcp_handle);
+        kms_registered_port = kms_tcp_port;
+    }
+}
+
+}  // namespace
+
+extern "C" WS_DLL_PUBLIC_DEF void plugin_register(void) {
+    static proto_plugin plug;
+    plug.register_protoinfo = proto_register_kms;
+    plug.register_handoff = proto_reg_handoff_kms;
+    proto_register_plugin(&plug);
+}
