@@ -66,6 +66,7 @@ struct Worker {
     void update_events(Conn* c);
     void close_conn(Conn* c, const std::string& why);
     void sweep();
+    void log_context_refusals(const std::string& who, const Bytes& answers);
 };
 
 class Server {
@@ -240,6 +241,7 @@ void Worker::read_some(Conn* c) {
             // "call N: ..." lines repeat a fault or HRESULT that the activation record above already logged.
             if (line.rfind("call ", 0) != 0) srv->log->event(c->peer_text, line);
         if (!out.activations.empty() || !out.bytes.empty()) c->deadline_ns = mono_ns() + srv->idle_ns;
+        log_context_refusals(c->peer_text, out.bytes);
         c->out.insert(c->out.end(), out.bytes.begin(), out.bytes.end());
         if (out.close) {
             c->closing = true;
@@ -249,6 +251,29 @@ void Worker::read_some(Conn* c) {
         if (c->out.size() > (1u << 20)) break;
     }
     flush(c);
+}
+
+void Worker::log_context_refusals(const std::string& who, const Bytes& answers) {
+    // Binds answered without a usable KMS context are logged: the client cannot send a request.
+    for (std::size_t off = 0; off + rpc::kHeaderSize <= answers.size();) {
+        std::size_t len = answers[off + 8] | (answers[off + 9] << 8);
+        if (len < rpc::kHeaderSize || off + len > answers.size()) break;
+        std::uint8_t ptype = answers[off + 2];
+        if (ptype == 12 || ptype == 15) {
+            auto pdu = rpc::parse_pdu(ByteView(answers).subspan(off, len));
+            if (pdu) {
+                const auto& ack = std::get<rpc::BindAckBody>(pdu->body);
+                bool accepted = false;
+                for (const auto& r : ack.results) accepted = accepted || r.result == 0;
+                if (!accepted)
+                    srv->log->event(who, std::string(ptype == 12 ? "bind" : "alter_context") + " call " +
+                                             std::to_string(pdu->header.call_id) + ": no context accepted (" +
+                                             std::to_string(ack.results.size()) +
+                                             " offered; KMS interface with NDR32/NDR64 required)");
+            }
+        }
+        off += len;
+    }
 }
 
 void Worker::on_io(Conn* c, GIOCondition cond) {
