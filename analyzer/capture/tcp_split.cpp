@@ -57,6 +57,12 @@ void TcpSplit::add(const TcpSegment& seg) {
             it = open_.end();
         }
     }
+    if (it != open_.end() && seg.time.ticks > it->second.conn->last_seen.ticks + limits_.idle_ticks) {
+        // Silent for longer than the idle timeout: that connection is over; this starts another.
+        end(*it->second.conn, it->second.conn->last_seen, EndReason::Timeout);
+        erase(it);
+        it = open_.end();
+    }
     if (it == open_.end() && !syn) {
         auto closed = closed_.find(key);
         if (closed != closed_.end() && seg.time.ticks <= closed->second.ticks + limits_.idle_ticks)
@@ -89,6 +95,12 @@ void TcpSplit::add(const TcpSegment& seg) {
         lru_.splice(lru_.begin(), lru_, it->second.lru);
     }
     TcpConnection& c = *it->second.conn;
+    if (!c.syn_seen && !c.synack_seen && seg.src == c.server && looks_like_bind(seg.payload) && c.to_server.bytes == 0 &&
+        c.to_client.bytes == 0 && c.to_server.held.empty() && c.to_client.held.empty()) {
+        // No handshake seen and the roles were guessed wrong: the side that binds is the client.
+        std::swap(c.client, c.server);
+        std::swap(c.to_server, c.to_client);
+    }
     c.last_seen = seg.time;
     const Direction dir = seg.src == c.client ? Direction::ToServer : Direction::ToClient;
     auto& h = half(c, dir);
@@ -167,10 +179,13 @@ bool TcpSplit::deliver_front(TcpConnection& c, Direction d, bool ignore_ack) {
     const std::int32_t r = rel(h.held[i].seq, h.next_seq);
     if (r > 0) return false;  // a hole before it
     auto skip = static_cast<std::size_t>(-static_cast<std::int64_t>(r));
+    {
+        const auto& f = h.held[i];
+        if (skip < f.data.size() && !ignore_ack && f.has_ack && ack_beyond(f.ack, half(c, other(d))) > 0)
+            return false;  // it answers bytes of the other direction not seen yet
+    }
     TcpConnection::Held seg = std::move(h.held[i]);
-    if (skip < seg.data.size() && !ignore_ack && seg.has_ack && ack_beyond(seg.ack, half(c, other(d))) > 0)
-        return false;  // it answers bytes of the other direction not seen yet
-    h.held[i] = std::move(h.held.back());
+    if (i + 1 != h.held.size()) h.held[i] = std::move(h.held.back());
     h.held.pop_back();
     h.held_bytes -= seg.data.size();
     total_held_ -= seg.data.size();

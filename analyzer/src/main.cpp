@@ -30,10 +30,12 @@ int main(int argc, char** argv) {
     app.add_flag("--summary,-s", summary, "add a report per KMS ID, client, server and product");
     app.add_option("--filter", filters,
                    "only exchanges with KEY=VALUE[,VALUE...]; KEY is client, server, product, version or verdict "
-                   "(ok, fail, hresult, fault, no_response, orphan); repeat to require several");
+                   "(ok, fail, hresult, fault, no_response, orphan); repeat to require several")
+        ->allow_extra_args(false);
     app.add_flag("--strict", strict, "exit 1 when any reported exchange failed verification");
     app.add_option("--products", products_file, "extra product CSV (same columns as data/products.csv)");
-    app.add_option("--kms-port", ports, "more server ports to report unanswered connections on (1688 always)");
+    app.add_option("--kms-port", ports, "more server ports to report unanswered connections on (1688 always)")
+        ->allow_extra_args(false);
     app.add_option("--max-connections", max_conns, "open TCP connections kept at once")->check(CLI::PositiveNumber);
     app.add_option("--idle-timeout", idle_seconds, "seconds of capture time after which an idle connection ends")
         ->check(CLI::PositiveNumber);

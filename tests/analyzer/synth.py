@@ -1,0 +1,522 @@
+#!/usr/bin/env python3
+"""Synthetic captures for kms-analyze, generated from the real ones in captures/ (stdlib only), and
+assertions on the analyzer's output for each.
+
+usage: synth.py ANALYZER CAPTURES_DIR [--keep DIR]
+
+Reassembly: every order of the data segments of a session, one-byte segments, duplicated and
+overlapping retransmissions, gaps (a lost response segment, a lost request), a connection cut before
+the response, reset instead of a response. Framing: 802.1Q, QinQ, Linux SLL and SLL2, raw IP, BSD
+loopback, IPv6 with an extension header, a non-standard port with no handshake. Discovery: a DNS SRV
+query and answer, a SYN never answered and one refused. Input: gzip, standard input, a truncated file,
+an unsupported link type. Options: --filter, --strict, --format csv, --summary, --max-connections.
+"""
+import gzip, io, itertools, json, os, struct, subprocess, sys, tempfile
+
+ANALYZER, CAPTURES = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+KEEP = sys.argv[sys.argv.index('--keep') + 1] if '--keep' in sys.argv else None
+WORK = KEEP or tempfile.mkdtemp(prefix='kms-synth-')
+os.makedirs(WORK, exist_ok=True)
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+class Pkt:
+    def __init__(self, ts, src, dst, sport, dport, seq, ack, flags, payload, v6=False):
+        self.ts, self.src, self.dst, self.sport, self.dport = ts, src, dst, sport, dport
+        self.seq, self.ack, self.flags, self.payload, self.v6 = seq, ack, flags, payload, v6
+    def copy(self, **kw):
+        p = Pkt(self.ts, self.src, self.dst, self.sport, self.dport, self.seq, self.ack, self.flags, self.payload, self.v6)
+        for k, v in kw.items():
+            setattr(p, k, v)
+        return p
+
+# ---------------------------------------------------------------- reading the real captures
+
+def read_capture(path):
+    """(link_type, [(ts_ns, frame bytes)]) for pcap or pcapng (single interface)."""
+    data = open(path, 'rb').read()
+    out = []
+    if data[:4] == b'\x0a\x0d\x0d\x0a':
+        pos, link, res = 0, None, 1000
+        while pos + 12 <= len(data):
+            btype, blen = struct.unpack_from('<II', data, pos)
+            body = data[pos + 8: pos + blen - 4]
+            if btype == 1:
+                link = struct.unpack_from('<H', body, 0)[0]
+                opt = 8
+                while opt + 4 <= len(body):
+                    code, olen = struct.unpack_from('<HH', body, opt)
+                    if code == 0:
+                        break
+                    if code == 9:
+                        r = body[opt + 4]
+                        res = 10 ** (r & 0x7f) if not r & 0x80 else 2 ** (r & 0x7f)
+                    opt += 4 + (olen + 3) // 4 * 4
+            elif btype == 6:
+                _, hi, lo, caplen, _ = struct.unpack_from('<IIIII', body, 0)
+                ticks = hi << 32 | lo
+                out.append((ticks * 10**9 // res, body[20:20 + caplen]))
+            pos += blen
+        return link, out
+    magic = struct.unpack_from('<I', data, 0)[0]
+    nano = magic == 0xa1b23c4d
+    link = struct.unpack_from('<I', data, 20)[0]
+    pos = 24
+    while pos + 16 <= len(data):
+        sec, frac, caplen, _ = struct.unpack_from('<IIII', data, pos)
+        out.append((sec * 10**9 + (frac if nano else frac * 1000), data[pos + 16: pos + 16 + caplen]))
+        pos += 16 + caplen
+    return link, out
+
+def parse_tcp(link, ts, frame):
+    if link == 1:
+        if frame[12:14] == b'\x08\x00':
+            ip = frame[14:]
+        elif frame[12:14] == b'\x86\xdd':
+            ip = frame[14:]
+        else:
+            return None
+    elif link == 276:
+        ip = frame[20:]
+    else:
+        return None
+    if ip[0] >> 4 == 4:
+        ihl = (ip[0] & 15) * 4
+        if ip[9] != 6:
+            return None
+        total = struct.unpack_from('>H', ip, 2)[0]
+        src, dst, tcp, v6 = ip[12:16], ip[16:20], ip[ihl:total], False
+    else:
+        if ip[6] != 6:
+            return None
+        plen = struct.unpack_from('>H', ip, 4)[0]
+        src, dst, tcp, v6 = ip[8:24], ip[24:40], ip[40:40 + plen], True
+    sport, dport, seq, ack = struct.unpack_from('>HHII', tcp, 0)
+    off = (tcp[12] >> 4) * 4
+    return Pkt(ts, src, dst, sport, dport, seq, ack, tcp[13], bytes(tcp[off:]), v6)
+
+def session(name):
+    link, frames = read_capture(os.path.join(CAPTURES, name))
+    return [p for p in (parse_tcp(link, ts, f) for ts, f in frames) if p]
+
+# ---------------------------------------------------------------- writing synthetic captures
+
+def csum(b):
+    return 0  # the analyzer, like Wireshark by default, does not check checksums
+
+def ip_packet(p, ext_header=False):
+    flags_off = 4 + (len(p.payload) > 0 and 0)
+    tcp = struct.pack('>HHIIBBHHH', p.sport, p.dport, p.seq & 0xffffffff, p.ack & 0xffffffff, 5 << 4, p.flags,
+                      65535, 0, 0) + p.payload
+    if not p.v6:
+        hdr = struct.pack('>BBHHHBBH4s4s', 0x45, 0, 20 + len(tcp), 1, 0x4000, 64, 6, 0, p.src, p.dst)
+        return hdr + tcp
+    nxt, ext = 6, b''
+    if ext_header:  # a hop-by-hop options header (PadN) before TCP
+        ext, nxt = bytes([6, 0, 1, 4, 0, 0, 0, 0]), 0
+    return struct.pack('>IHBB16s16s', 0x60000000, len(ext) + len(tcp), nxt, 64, p.src, p.dst) + ext + tcp
+
+def frame(p, framing):
+    ip = ip_packet(p, ext_header=(framing == 'eth6ext'))
+    et = b'\x86\xdd' if p.v6 else b'\x08\x00'
+    macs = b'\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb'
+    if framing in ('eth', 'eth6ext'):
+        return 1, macs + et + ip
+    if framing == 'vlan':
+        return 1, macs + b'\x81\x00\x00\x2a' + et + ip
+    if framing == 'qinq':
+        return 1, macs + b'\x88\xa8\x00\x64\x81\x00\x00\x2a' + et + ip
+    if framing == 'sll':
+        return 113, struct.pack('>HHH8s', 0, 772, 6, b'\0' * 8) + et + ip
+    if framing == 'sll2':
+        return 276, et + b'\0\0' + struct.pack('>IHBB8s', 1, 772, 0, 6, b'\0' * 8) + ip
+    if framing == 'raw':
+        return 101, ip
+    if framing == 'null':
+        return 0, struct.pack('<I', 30 if p.v6 else 2) + ip
+    raise ValueError(framing)
+
+def write_pcap(path, pkts, framing='eth', link_override=None, extra=()):
+    """Classic pcap with nanosecond time stamps; `extra` are (ts_ns, raw frame) appended in time order."""
+    recs = []
+    link = 1
+    for p in pkts:
+        link, f = frame(p, framing)
+        recs.append((p.ts, f))
+    recs += list(extra)
+    if link_override is not None:
+        link = link_override
+    out = io.BytesIO()
+    out.write(struct.pack('<IHHiIII', 0xa1b23c4d, 2, 4, 0, 0, 262144, link))
+    for ts, f in recs:
+        out.write(struct.pack('<IIII', ts // 10**9, ts % 10**9, len(f), len(f)) + f)
+    open(path, 'wb').write(out.getvalue())
+    return path
+
+# ---------------------------------------------------------------- running the analyzer
+
+def analyze(*args, stdin=None, expect_rc=0):
+    p = subprocess.run([ANALYZER, '--no-progress'] + list(args), input=stdin, capture_output=True)
+    if expect_rc is not None and p.returncode != expect_rc:
+        raise AssertionError('%s: exit %d (want %d)\n%s' % (' '.join(args), p.returncode, expect_rc, p.stderr.decode()))
+    return p
+
+def records(*args, **kw):
+    out = analyze('--format', 'json', *args, **kw).stdout.decode()
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+def exchanges(*args, **kw):
+    return [r for r in records(*args, **kw) if r['kind'] == 'exchange']
+
+def essence(r, keep_endpoints=False):
+    """What must not change when only the framing or the segmentation changes."""
+    e = {k: r[k] for k in ('call_id', 'ndr', 'version', 'request', 'response', 'fault', 'verdict', 'diagnostics')}
+    if keep_endpoints:
+        e['client'], e['server'] = r['client'], r['server']
+    return e
+
+FAILURES, CHECKS = [], [0]
+
+def check(cond, what):
+    CHECKS[0] += 1
+    if not cond:
+        FAILURES.append(what)
+        print('FAIL', what)
+
+def same(path, reference, what, keep_endpoints=False):
+    got = [essence(r, keep_endpoints) for r in exchanges(path)]
+    want = [essence(r, keep_endpoints) for r in reference]
+    check(got == want, '%s: exchanges differ from the original\n got %s\nwant %s' % (what, str(got)[:600], str(want)[:300]))
+
+# ---------------------------------------------------------------- session surgery
+
+def split_phases(pkts):
+    """(handshake, data segments, teardown) of a one-connection session."""
+    data = [p for p in pkts if p.payload]
+    first = pkts.index(data[0])
+    last = pkts.index(data[-1])
+    return pkts[:first], data, [p for p in pkts[last + 1:]]
+
+def chop(p, sizes):
+    """Cuts a data segment into pieces of the given sizes (the last piece takes the rest)."""
+    out, off = [], 0
+    for i, n in enumerate(sizes):
+        n = len(p.payload) - off if i == len(sizes) - 1 else min(n, len(p.payload) - off)
+        if n <= 0:
+            break
+        out.append(p.copy(seq=p.seq + off, payload=p.payload[off:off + n], ts=p.ts + i))
+        off += n
+    return out
+
+def one_byte(p):
+    return [p.copy(seq=p.seq + i, payload=p.payload[i:i + 1], ts=p.ts + i) for i in range(len(p.payload))]
+
+def path(name):
+    return os.path.join(WORK, name)
+
+# ---------------------------------------------------------------- the cases
+
+def case_orders():
+    for name in ('vlmcs-vlmcsd-v4-win7pro-fixedid-1req.pcapng', 'pykms-vlmcsd-v6-windows10.pcapng',
+                 'vlmcs-vlmcsd-v5-office2013-N0-1req.pcapng'):
+        pkts = session(name)
+        ref = exchanges(os.path.join(CAPTURES, name))
+        head, data, tail = split_phases(pkts)
+        n = 0
+        for perm in itertools.permutations(data):
+            f = write_pcap(path('order.pcap'), head + list(perm) + tail)
+            same(f, ref, '%s order %s' % (name, [data.index(p) for p in perm]))
+            n += 1
+        print('orders: %s: %d permutations of %d data segments' % (name, n, len(data)))
+    # A longer session (bind, alter_context, 3 requests): every order of the segments inside each
+    # request/response pair would be too many; reverse the whole data phase and rotate it instead.
+    name = 'vlmcs-vlmcsd-v6-win10pro-ndr64-3req.pcapng'
+    pkts, ref = session(name), exchanges(os.path.join(CAPTURES, name))
+    head, data, tail = split_phases(pkts)
+    same(write_pcap(path('reversed.pcap'), head + data[::-1] + tail), ref, name + ' reversed')
+    for k in range(1, len(data)):
+        same(write_pcap(path('rotated.pcap'), head + data[k:] + data[:k] + tail), ref, '%s rotated %d' % (name, k))
+
+def case_one_byte():
+    for name in ('vlmcs-vlmcsd-v6-win10pro-ndr64-3req.pcapng', 'vlmcs-vlmcsd-v4-office2010-ndr64-2req.pcapng'):
+        pkts, ref = session(name), exchanges(os.path.join(CAPTURES, name))
+        out = []
+        for p in pkts:
+            out += one_byte(p) if p.payload else [p]
+        same(write_pcap(path('onebyte.pcap'), out), ref, name + ' one-byte segments')
+        # One-byte segments of each PDU in reverse order.
+        out = []
+        for p in pkts:
+            out += one_byte(p)[::-1] if p.payload else [p]
+        same(write_pcap(path('onebyte-rev.pcap'), out), ref, name + ' one-byte segments reversed')
+
+def case_retransmissions():
+    name = 'vlmcs-vlmcsd-v5-win8pro-ndr64-2req.pcapng'
+    pkts, ref = session(name), exchanges(os.path.join(CAPTURES, name))
+    out = []
+    for p in pkts:
+        out += [p, p.copy(ts=p.ts + 1)] if p.payload else [p]
+    same(write_pcap(path('dup.pcap'), out), ref, 'duplicated segments')
+    out = []
+    for p in pkts:
+        if p.payload and len(p.payload) > 40:
+            a = p.copy(payload=p.payload[:30])
+            b = p.copy(seq=p.seq + 10, payload=p.payload[10:50], ts=p.ts + 1)  # overlaps a
+            c = p.copy(seq=p.seq + 20, payload=p.payload[20:], ts=p.ts + 2)    # overlaps b
+            d = p.copy(ts=p.ts + 3)                                            # the whole again
+            out += [a, c, b, d]
+        else:
+            out.append(p)
+    same(write_pcap(path('overlap.pcap'), out), ref, 'overlapping retransmissions')
+    # A retransmission that carries different bytes over already delivered ones: the first copy wins.
+    out = []
+    for p in pkts:
+        out.append(p)
+        if p.payload:
+            out.append(p.copy(payload=b'\xff' * len(p.payload), ts=p.ts + 1))
+    same(write_pcap(path('conflict.pcap'), out), ref, 'conflicting retransmission (first copy wins)')
+
+def case_gaps():
+    name = 'vlmcs-vlmcsd-v5-win8pro-ndr64-2req.pcapng'
+    pkts = session(name)
+    head, data, tail = split_phases(pkts)
+    server = (data[1].src, data[1].sport)
+    # Lose the first half of the second response.
+    resp2 = [p for p in data if (p.src, p.sport) == server][-1]
+    a, b = chop(resp2, [40, 10**6])
+    out = [x for p in pkts for x in ([b] if p is resp2 else [p])]
+    ex = exchanges(write_pcap(path('gap-resp.pcap'), out))
+    check(len(ex) == 2, 'gap in a response: 2 exchanges, got %d' % len(ex))
+    if len(ex) == 2:
+        check(ex[0]['verdict']['ok'], 'gap in response 2: exchange 1 still ok')
+        check(ex[1]['verdict']['outcome'] == 'no_response', 'gap in response 2: exchange 2 no_response, got %s' % ex[1]['verdict'])
+        check(any('missing' in d for d in ex[1]['diagnostics']), 'gap in response 2: diagnostic names the missing bytes: %s' % ex[1]['diagnostics'])
+        check(ex[1]['request'] is not None, 'gap in response 2: request 2 still decoded')
+    # Lose the second request entirely: its answer acknowledges bytes never seen.
+    req2 = [p for p in data if (p.src, p.sport) != server][-1]
+    out = [p for p in pkts if p is not req2]
+    ex = exchanges(write_pcap(path('gap-req.pcap'), out))
+    check(len(ex) == 2 and ex[0]['verdict']['ok'], 'lost request 2: exchange 1 ok')
+    if len(ex) == 2:
+        check(ex[1]['verdict']['outcome'] == 'orphan' and ex[1]['request'] is None,
+              'lost request 2: its answer is reported without a request: %s' % ex[1]['verdict'])
+        check(any('missing' in d for d in ex[1]['diagnostics']), 'lost request 2: diagnostic %s' % ex[1]['diagnostics'])
+
+def case_cut():
+    name = 'vlmcs-vlmcsd-v6-win10pro-ndr64-3req.pcapng'
+    pkts = session(name)
+    head, data, tail = split_phases(pkts)
+    client = (data[0].src, data[0].sport)
+    req1 = [p for p in data if (p.src, p.sport) == client and p.payload[2] == 0][0]
+    cut = pkts[:pkts.index(req1) + 1]
+    ex = exchanges(write_pcap(path('cut.pcap'), cut))
+    check(len(ex) == 1 and ex[0]['verdict']['outcome'] == 'no_response' and ex[0]['response'] is None
+          and ex[0]['request'] is not None, 'cut before the response: one unanswered exchange')
+    check(len(ex) == 1 and any('capture ended' in d for d in ex[0]['diagnostics']), 'cut: says the capture ended')
+    # The server resets the connection instead of answering.
+    rst = req1.copy(src=req1.dst, dst=req1.src, sport=req1.dport, dport=req1.sport, seq=req1.ack,
+                    ack=req1.seq + len(req1.payload), flags=RST | ACK, payload=b'', ts=req1.ts + 1000)
+    ex = exchanges(write_pcap(path('reset.pcap'), cut + [rst]))
+    check(len(ex) == 1 and ex[0]['verdict']['outcome'] == 'no_response'
+          and any('reset' in d for d in ex[0]['diagnostics']), 'reset before the response: %s' % ex[:1])
+    check(analyze('--strict', path('reset.pcap'), expect_rc=None).returncode == 1, '--strict: exit 1 on an unanswered request')
+
+def case_framing():
+    name = 'vlmcs-vlmcsd-v6-office2016-T-3conn.pcapng'
+    pkts, ref = session(name), exchanges(os.path.join(CAPTURES, name))
+    for framing in ('eth', 'vlan', 'qinq', 'sll', 'sll2', 'raw', 'null'):
+        same(write_pcap(path('frame-%s.pcap' % framing), pkts, framing), ref, 'framing ' + framing, keep_endpoints=True)
+    # IPv6 (with a hop-by-hop header) and addresses that need brackets.
+    a6, b6 = bytes.fromhex('fd000000000000000000000000000001'), bytes.fromhex('fd0000000000000000000000000000aa')
+    kport = pkts[0].dport  # the first packet is the client's SYN
+    six = [p.copy(v6=True, src=a6 if p.dport == kport else b6, dst=b6 if p.dport == kport else a6) for p in pkts]
+    for framing in ('eth', 'eth6ext', 'null', 'raw', 'sll2'):
+        f = write_pcap(path('ipv6-%s.pcap' % framing), six, framing)
+        ex = exchanges(f)
+        same(f, ref, 'IPv6 ' + framing)
+        check(all(r['client'].startswith('[fd00::1]:') and r['server'] == '[fd00::aa]:%d' % pkts[0].dport for r in ex),
+              'IPv6 %s endpoints: %s' % (framing, [(r['client'], r['server']) for r in ex]))
+
+def case_port():
+    # Server on port 443 (client port 40000 > 443 would pass a port guess; use 80 vs 50000 reversed:
+    # client port 80, server port 50000), and no handshake: the bind alone must identify the client.
+    name = 'vlmcs-vlmcsd-v6-server2019dc-N0-B0-2req.pcapng'
+    pkts, ref = session(name), exchanges(os.path.join(CAPTURES, name))
+    cport = pkts[0].sport  # the first packet is the client's SYN
+    out = []
+    for p in pkts:
+        if p.flags & SYN:
+            continue
+        if p.sport == cport:
+            out.append(p.copy(sport=80, dport=50000))
+        else:
+            out.append(p.copy(sport=50000, dport=80))
+    f = write_pcap(path('port.pcap'), out)
+    ex = exchanges(f)
+    same(f, ref, 'non-standard ports without handshake')
+    check(all(r['server'].endswith(':50000') and r['client'].endswith(':80') for r in ex), 'non-standard port: roles from the bind')
+
+def raw_udp(ts, src, dst, sport, dport, payload):
+    udp = struct.pack('>HHHH', sport, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack('>BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src, dst) + udp
+    return ts, b'\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00' + ip
+
+def dns_name(n):
+    return b''.join(bytes([len(x)]) + x.encode() for x in n.split('.')) + b'\0'
+
+def case_discovery():
+    name = 'vlmcs-vlmcsd-v4-win7pro-fixedid-1req.pcapng'
+    pkts = session(name)
+    t0 = pkts[0].ts - 10**9
+    c, s, dns = bytes([10, 0, 0, 5]), bytes([10, 0, 0, 1]), bytes([10, 0, 0, 53])
+    q = struct.pack('>HHHHHH', 0x1234, 0x0100, 1, 0, 0, 0) + dns_name('_vlmcs._tcp.corp.example') + struct.pack('>HH', 33, 1)
+    rdata = struct.pack('>HHH', 0, 100, 1688) + dns_name('kms1.corp.example')
+    a = (struct.pack('>HHHHHH', 0x1234, 0x8180, 1, 1, 0, 0) + dns_name('_vlmcs._tcp.corp.example') +
+         struct.pack('>HH', 33, 1) + b'\xc0\x0c' + struct.pack('>HHIH', 33, 1, 3600, len(rdata)) + rdata)
+    other = struct.pack('>HHHHHH', 7, 0x0100, 1, 0, 0, 0) + dns_name('www.example.com') + struct.pack('>HH', 1, 1)
+    extra = [raw_udp(t0, c, dns, 5353, 53, q), raw_udp(t0 + 1000, dns, c, 53, 5353, a), raw_udp(t0 + 2000, c, dns, 5354, 53, other)]
+    # A SYN to 1688 never answered, and one answered with a reset.
+    syn1 = Pkt(t0 + 3000, c, s, 50001, 1688, 1000, 0, SYN, b'')
+    syn2 = Pkt(t0 + 4000, c, s, 50002, 1688, 2000, 0, SYN, b'')
+    rst2 = Pkt(t0 + 5000, s, c, 1688, 50002, 0, 2001, RST | ACK, b'')
+    # A SYN to the capture's own (non-standard) KMS port, before that port is known to carry KMS.
+    kport = pkts[0].dport
+    syn3 = Pkt(t0 + 6000, c, s, 50003, kport, 3000, 0, SYN, b'')
+    # Unrelated: a SYN to port 80 never answered is not reported.
+    syn4 = Pkt(t0 + 7000, c, s, 50004, 80, 4000, 0, SYN, b'')
+    all_pkts = [syn1, syn2, rst2, syn3, syn4] + pkts
+    recs = []
+    for p in all_pkts:
+        recs.append((p.ts,) + (frame(p, 'eth')[1],))
+    f = path('discovery.pcap')
+    write_pcap(f, [], 'eth', link_override=1, extra=sorted(extra + recs))
+    rs = records(f)
+    d = [r for r in rs if r['kind'] == 'dns']
+    check(len(d) == 2, 'DNS: the SRV query and its answer (not the A query): %d' % len(d))
+    if len(d) == 2:
+        check(d[0]['name'] == '_vlmcs._tcp.corp.example' and not d[0]['response'] and d[0]['client'] == '10.0.0.5:5353', 'DNS query record %s' % d[0])
+        check(d[1]['response'] and d[1]['rcode'] == 'NOERROR' and d[1]['answers'] == [
+            {'target': 'kms1.corp.example', 'port': 1688, 'priority': 0, 'weight': 100, 'ttl': 3600}], 'DNS answer record %s' % d[1])
+    conns = {r['server']: r for r in rs if r['kind'] == 'connection'}
+    check(conns.get('10.0.0.1:1688', {}).get('state') in ('no_answer', 'refused'), 'connections to 1688 reported: %s' % conns)
+    states = sorted(r['state'] for r in rs if r['kind'] == 'connection' and r['server'] == '10.0.0.1:1688')
+    check(states == ['no_answer', 'refused'], 'SYN never answered and SYN refused: %s' % states)
+    check('10.0.0.1:%d' % kport in conns, 'unanswered SYN to a port seen carrying KMS later: %s' % list(conns))
+    check('10.0.0.1:80' not in conns, 'a SYN to port 80 is not a KMS connection')
+    table = analyze(f).stdout.decode()
+    check('DNS answer NOERROR SRV _vlmcs._tcp.corp.example -> kms1.corp.example:1688' in table, 'DNS in the table:\n' + table)
+    check('CONNECTION no_answer' in table and 'CONNECTION refused' in table, 'connections in the table')
+    s = records('--summary', f)[-1]
+    check(s['kind'] == 'summary' and s['dns_srv_messages'] == 2 and s['unanswered_connections'] == 3, 'summary counts discovery: %s' % {k: s.get(k) for k in ('dns_srv_messages', 'unanswered_connections')})
+
+def case_inputs():
+    name = 'vlmcs-vlmcsd-v5-win8ent-classic.pcap'
+    src = os.path.join(CAPTURES, name)
+    ref = exchanges(src)
+    gz = path(name + '.gz')
+    open(gz, 'wb').write(gzip.compress(open(src, 'rb').read()))
+    same(gz, ref, 'gzip input')
+    same_stdin = exchanges('-', stdin=open(src, 'rb').read())
+    check([essence(r) for r in same_stdin] == [essence(r) for r in ref], 'standard input')
+    check(all(r['file'] == '-' for r in same_stdin), 'standard input is named -')
+    gz_stdin = exchanges('-', stdin=open(gz, 'rb').read())
+    check([essence(r) for r in gz_stdin] == [essence(r) for r in ref], 'gzip on standard input')
+    # A truncated file: what came before is reported, the error names the file and the offset,
+    # and the next file is still analysed; exit 2.
+    data = open(os.path.join(CAPTURES, 'vlmcs-vlmcsd-v6-win10pro-ndr64-3req.pcapng'), 'rb').read()
+    trunc = path('truncated.pcapng')
+    open(trunc, 'wb').write(data[:len(data) * 2 // 3])
+    p = analyze('--format', 'json', trunc, src, expect_rc=2)
+    err = p.stderr.decode()
+    check(trunc in err and 'at byte' in err, 'truncated file: error names file and offset: %r' % err)
+    rs = [json.loads(l) for l in p.stdout.decode().splitlines()]
+    check(sum(1 for r in rs if r['file'] == src and r['kind'] == 'exchange') == len(ref), 'the file after a bad one is analysed')
+    check(any(r['file'] == trunc and r['kind'] == 'exchange' for r in rs), 'exchanges before the damage are reported')
+    # Unsupported link type (USER0 = 147).
+    pkts = session(name)
+    bad = write_pcap(path('user0.pcap'), pkts, 'eth', link_override=147)
+    p = analyze(bad, src, expect_rc=2)
+    check('unsupported link type 147' in p.stderr.decode() and bad in p.stderr.decode(), 'unsupported link type: %r' % p.stderr.decode())
+    p = analyze(path('does-not-exist.pcap'), expect_rc=2)
+    check('does-not-exist.pcap' in p.stderr.decode(), 'missing file named')
+    notpcap = path('not-a-capture.txt')
+    open(notpcap, 'w').write('hello\n' * 100)
+    analyze(notpcap, expect_rc=2)
+    analyze('--format', 'yaml', src, expect_rc=2)
+    analyze('--filter', 'colour=red', src, expect_rc=2)
+    analyze(expect_rc=2)
+
+def case_options():
+    caps = sorted(os.path.join(CAPTURES, f) for f in os.listdir(CAPTURES) if f.endswith(('.pcap', '.pcapng')))
+    allx = exchanges(*caps)
+    fails = exchanges('--filter', 'verdict=fail', *caps)
+    check(len(fails) == 4 and all(not r['verdict']['ok'] for r in fails), 'verdict=fail: the 2 tampered and 2 bad-version exchanges (%d)' % len(fails))
+    check(len(exchanges('--filter', 'verdict=ok', *caps)) == len(allx) - 4, 'verdict=ok')
+    check(len(exchanges('--filter', 'verdict=hresult', *caps)) == 1, 'verdict=hresult')
+    v4 = exchanges('--filter', 'version=4', *caps)
+    check(len(v4) > 0 and all(r['version'] == '4.0' for r in v4), 'version=4')
+    off = exchanges('--filter', 'product=office', '--filter', 'version=6.0', *caps)
+    check(len(off) > 0 and all('Office' in r['request']['product'] and r['version'] == '6.0' for r in off), 'product=office and version=6.0')
+    ip6 = exchanges('--filter', 'client=::1', *caps)
+    check(len(ip6) == 1 and ip6[0]['client'].startswith('[::1]'), 'client=::1')
+    sp = exchanges('--filter', 'server=127.0.0.1:31689,127.0.0.1:31690', *caps)
+    check(len(sp) > 0 and all(r['server'].endswith((':31689', ':31690')) for r in sp), 'server=a,b')
+    check(analyze('--strict', *caps, expect_rc=None).returncode == 1, '--strict exits 1 when a verdict failed')
+    check(analyze('--strict', '--filter', 'verdict=ok', *caps, expect_rc=None).returncode == 0, '--strict exits 0 when all shown are ok')
+    csv = analyze('--format', 'csv', *caps).stdout.decode().splitlines()
+    check(csv[0].startswith('kind,ts,file,stream,client,server,call_id,ndr,version,request.cmid,') and len(csv) == 1 + len(allx),
+          'csv: header and one row per exchange (%d rows)' % (len(csv) - 1))
+    import csv as csvmod
+    rows = list(csvmod.DictReader(io.StringIO('\n'.join(csv))))
+    check(all(r['request.cmid'] == x['request']['cmid'] for r, x in zip(rows, allx) if x['request']), 'csv cmid column')
+    check(any('Büro' in r['request.workstation'] for r in rows), 'csv keeps UTF-8 workstation names')
+    # --summary: a genuine host's count per KMS ID = distinct CMIDs (30 days), capped at 2 x N.
+    s = records('--summary', *caps)[-1]
+    check(s['kind'] == 'summary' and s['exchanges'] == len(allx), 'summary totals')
+    win10 = [k for k in s['kms_ids'] if k['kms_id'] == '58e2134f-8e11-4d17-9cb2-91069c151148']
+    cmids = {x['request']['cmid'] for x in allx if x['request'] and x['request']['kms_id'] == '58e2134f-8e11-4d17-9cb2-91069c151148' and x['version'] in ('4.0', '5.0', '6.0')}
+    check(len(win10) == 1 and win10[0]['current_count'] == min(len(cmids), 50), 'summary: Windows 10 count %s vs %d CMIDs' % (win10[:1] and win10[0]['current_count'], len(cmids)))
+    check(all('server_impl' in x for x in s['servers']), 'summary: servers with fingerprint')
+    text = analyze('--summary', *caps).stdout.decode()
+    for heading in ('Per KMS ID', 'Per client', 'Per server', 'Per product', 'current count'):
+        check(heading in text, 'summary text has %r' % heading)
+
+def case_limits():
+    # Three KMS sessions interleaved packet by packet, with room for only two open connections:
+    # the least recently seen one is ended early, which must not crash or mix connections up.
+    sessions = [session(n) for n in ('vlmcs-vlmcsd-v4-win7pro-fixedid-1req.pcapng',
+                                     'vlmcs-vlmcsd-v5-office2013-N0-1req.pcapng',
+                                     'pykms-vlmcsd-v6-windows10.pcapng')]
+    t0 = 1_800_000_000 * 10**9
+    mixed = []
+    for i, s in enumerate(sessions):
+        base = s[0].ts
+        for j, p in enumerate(s):
+            fwd = p.sport == s[0].sport
+            mixed.append(p.copy(ts=t0 + j * 3000 + i * 1000, src=bytes([10, 0, i, 1]) if fwd else bytes([10, 0, i, 2]),
+                                dst=bytes([10, 0, i, 2]) if fwd else bytes([10, 0, i, 1])))
+    mixed.sort(key=lambda p: p.ts)
+    f = write_pcap(path('interleaved.pcap'), mixed)
+    ex = exchanges(f)
+    check(len(ex) == 3 and all(r['verdict']['ok'] for r in ex), 'three interleaved sessions all ok')
+    ex2 = exchanges('--max-connections', '1', f)
+    check(len(ex2) >= 1 and all(r['request'] is None or r['request']['cmid'] in {x['request']['cmid'] for x in ex} for r in ex2),
+          'with one connection allowed the analyzer still terminates and never mixes connections')
+    # Idle timeout: a connection idle longer than --idle-timeout is ended (its request unanswered).
+    s = sessions[0]
+    head, data, tail = split_phases(s)
+    late = [p.copy(ts=p.ts + 3600 * 10**9) for p in s[s.index(data[-1]):]]  # the response an hour later
+    f = write_pcap(path('idle.pcap'), s[:s.index(data[-1])] + late)
+    ex = exchanges('--idle-timeout', '60', f)
+    check(len(ex) >= 1 and ex[0]['verdict']['outcome'] == 'no_response' and any('timed out' in d for d in ex[0]['diagnostics']),
+          'idle timeout ends the connection: %s' % [(r['verdict'], r['diagnostics']) for r in ex])
+
+for case in (case_orders, case_one_byte, case_retransmissions, case_gaps, case_cut, case_framing, case_port,
+             case_discovery, case_inputs, case_options, case_limits):
+    try:
+        case()
+    except AssertionError as e:
+        FAILURES.append('%s: %s' % (case.__name__, e))
+        print('FAIL', case.__name__, e)
+print('%d checks, %d failures' % (CHECKS[0], len(FAILURES)))
+sys.exit(1 if FAILURES else 0)
