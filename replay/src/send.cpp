@@ -330,6 +330,9 @@ int run_send(const SendOptions& o, std::ostream& out) {
                         if (x.response) {
                             j["epid"] = x.response->base.epid;
                             j["count"] = x.response->base.count;
+                            j["activation_interval"] = x.response->base.activation_interval;
+                            j["renewal_interval"] = x.response->base.renewal_interval;
+                            if (x.response->hwid) j["hwid"] = x.response->hwid->to_string();
                         }
                         if (auto l = x.latency_ms()) j["latency_ms"] = *l;
                         out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";

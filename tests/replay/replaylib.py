@@ -1,6 +1,7 @@
 """Shared helpers of the kms-replay network tests: start and stop servers on loopback ephemeral ports,
 run kms-replay, read recorded PDUs. Every wait is bounded."""
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -54,6 +55,7 @@ class Server:
     """kms-replay serve on 127.0.0.1:0 and [::1]:0 (or the given listen addresses)."""
 
     def __init__(self, *args, listen=("127.0.0.1:0", "[::1]:0"), workdir=None):
+        self.own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="kms-replay-test-")
         self.ready = os.path.join(self.dir, "ready")
         self.logpath = os.path.join(self.dir, "activations.log")
@@ -105,6 +107,8 @@ class Server:
 
     def __exit__(self, *exc):
         self.stop()
+        if self.own_dir and not os.environ.get("KMS_REPLAY_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def run(*args, timeout=120):
