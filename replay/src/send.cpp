@@ -166,7 +166,9 @@ ConnResult replay_connection(const Script& s, const SockAddr& target, const Send
             ssize_t n = ::recv(fd, buf, sizeof buf, 0);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) {
-                if (n < 0) r.error = std::string("receive: ") + std::strerror(errno);
+                r.error = n < 0 ? std::string("receive: ") + std::strerror(errno)
+                                : "server closed the connection while " + std::to_string(f.expected - answers) +
+                                      " answer(s) were awaited";
                 eof = true;
                 break;
             }
@@ -307,6 +309,14 @@ int run_send(const SendOptions& o, std::ostream& out) {
             if (!r.error.empty()) ++conn_errors;
             std::uint64_t good = 0, bad = 0;
             for (const auto& x : r.exchanges) (passes(x, s) ? good : bad)++;
+            // Recorded calls that never went out (the connection ended before) count as failures.
+            std::vector<std::uint32_t> unsent;
+            for (const auto& [call, outcome] : s.recorded) {
+                bool seen = false;
+                for (const auto& x : r.exchanges) seen = seen || x.call_id == call;
+                if (!seen) unsent.push_back(call);
+            }
+            bad += unsent.size();
             ok_exchanges += good;
             bad_exchanges += bad;
             mine.insert(mine.end(), r.latencies_ms.begin(), r.latencies_ms.end());
@@ -340,10 +350,12 @@ int run_send(const SendOptions& o, std::ostream& out) {
                         out << s.name << " " << exchange_line(x, pass) << "\n";
                     }
                 }
+                for (auto call : unsent) out << s.name << " call " << call << "  NOT SENT (connection ended)\n";
                 if (!r.error.empty()) out << s.name << " connection: " << r.error << "\n";
             } else if (!o.quiet && (bad || !r.error.empty())) {
                 for (const auto& x : r.exchanges)
                     if (!passes(x, s)) out << s.name << " " << exchange_line(x, false) << "\n";
+                for (auto call : unsent) out << s.name << " call " << call << "  NOT SENT (connection ended)\n";
                 if (!r.error.empty()) out << s.name << " connection: " << r.error << "\n";
             }
             latencies.insert(latencies.end(), mine.begin(), mine.end());
