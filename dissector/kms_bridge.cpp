@@ -59,9 +59,16 @@ void copy(guint8 (&dst)[N], const std::array<std::uint8_t, N>& src) {
     std::memcpy(dst, src.data(), N);
 }
 
-/// Fingerprints per server endpoint, kept for one capture file.
+/// Fingerprints per server endpoint and conversations per TCP connection, kept for one capture file.
 std::mutex g_fingerprints_mu;
 std::map<std::string, ServerFingerprint>* g_fingerprints = nullptr;
+std::map<guint32, Conversation>* g_connections = nullptr;
+std::map<std::string, std::size_t>* g_reported_tells = nullptr;  // tells already shown, per server
+
+ServerFingerprint& fingerprint_for(const char* server_key) {
+    if (!g_fingerprints) g_fingerprints = new std::map<std::string, ServerFingerprint>();
+    return (*g_fingerprints)[server_key];
+}
 
 void fill_request(wmem_allocator_t* scope, const kms::DecodedRequest& q, RequestView* out) {
     out->decoded = true;
@@ -86,7 +93,14 @@ void fill_request(wmem_allocator_t* scope, const kms::DecodedRequest& q, Request
     out->client_time = time_view(b.client_time);
     out->workstation = dup(scope, b.workstation());
     out->cmid_text = dup(scope, b.cmid.to_string());
-    add_failed(scope, out->failed, kms::verify_request(q));
+    // On the request frame a failed "version" check means the request's own version is unsupported
+    // (the core's description speaks of the response, which is the exchange-level meaning).
+    for (auto c : kms::verify_request(q).failed) {
+        if (c == kms::Check::Version)
+            add_text(scope, out->failed, kms::check_name(c), "unsupported protocol version " + q.version.to_string());
+        else
+            add_text(scope, out->failed, kms::check_name(c), kms::check_description(c));
+    }
 }
 
 void fill_epid(const std::string& epid, EpidView& v) {
@@ -130,6 +144,20 @@ void fill_response(wmem_allocator_t* scope, const kms::DecodedResponse& p, Respo
         out->has_hwid = true;
         copy(out->hwid, p.hwid->bytes);
     }
+}
+
+/// Feeds an exchange to its server's fingerprint; the verdict and the tells not shown yet (including those
+/// of the bind answers of this server's connections) go to `out`.
+void observe_exchange(wmem_allocator_t* scope, const char* server_key, const Exchange& x, ResponseView* out) {
+    std::lock_guard<std::mutex> lock(g_fingerprints_mu);
+    ServerFingerprint& fp = fingerprint_for(server_key);
+    fp.observe(x);
+    out->server_impl = server_impl_name(fp.verdict());
+    if (!g_reported_tells) g_reported_tells = new std::map<std::string, std::size_t>();
+    std::size_t& reported = (*g_reported_tells)[server_key];
+    for (std::size_t i = reported; i < fp.tells().size(); ++i)
+        add_text(scope, out->new_tells, "emulator", fp.tells()[i]);
+    reported = fp.tells().size();
 }
 
 std::string verdict_text(const kms::Verdict& v) {
@@ -201,6 +229,14 @@ void decode_response_stub(wmem_allocator_t* scope, const guint8* stub, std::size
             out->is_hresult = true;
             out->verdict = dup(scope, "HRESULT " + hex32(framed->return_value) +
                                           (out->hresult_name[0] ? std::string(" ") + out->hresult_name : ""));
+            if (server_key) {
+                Exchange x;
+                x.call_id = call_id;
+                x.outcome = Outcome::Hresult;
+                x.hresult = framed->return_value;
+                x.request = std::move(q);
+                observe_exchange(scope, server_key, x, out);
+            }
             return;
         }
         out->msg_offset = static_cast<guint32>(framed->message_offset);
@@ -238,14 +274,7 @@ void decode_response_stub(wmem_allocator_t* scope, const guint8* stub, std::size
             x.outcome = Outcome::Response;
             x.request = std::move(q);
             x.response = std::move(*p);
-            std::lock_guard<std::mutex> lock(g_fingerprints_mu);
-            if (!g_fingerprints) g_fingerprints = new std::map<std::string, ServerFingerprint>();
-            ServerFingerprint& fp = (*g_fingerprints)[server_key];
-            std::size_t before = fp.tells().size();
-            fp.observe(x);
-            out->server_impl = server_impl_name(fp.verdict());
-            for (std::size_t i = before; i < fp.tells().size(); ++i)
-                add_text(scope, out->new_tells, "emulator", fp.tells()[i]);
+            observe_exchange(scope, server_key, x, out);
         }
     } catch (const std::exception& e) {
         out->error = dup(scope, std::string("internal error: ") + e.what());
@@ -254,10 +283,68 @@ void decode_response_stub(wmem_allocator_t* scope, const guint8* stub, std::size
     }
 }
 
+bool is_kms_bind(const guint8* bytes, std::size_t len) noexcept {
+    try {
+        if (!bytes) return false;
+        auto pdu = rpc::parse_pdu(ByteView(bytes, len));
+        if (!pdu) return false;
+        const auto* bind = std::get_if<rpc::BindBody>(&pdu->body);
+        if (!bind) return false;
+        for (const auto& item : bind->contexts)
+            if (item.abstract == rpc::kms_interface()) return true;
+    } catch (...) {
+    }
+    return false;
+}
+
+bool starts_with_bind_pdu(const guint8* bytes, std::size_t len) noexcept {
+    try {
+        if (!bytes) return false;
+        auto h = rpc::parse_header(ByteView(bytes, len));
+        if (!h || h->frag_length > len) return false;  // only whole PDUs (TCP hands us reassembled ones later)
+        switch (static_cast<rpc::PduType>(h->ptype)) {
+            case rpc::PduType::Bind:
+            case rpc::PduType::BindAck:
+            case rpc::PduType::BindNak:
+            case rpc::PduType::AlterContext:
+            case rpc::PduType::AlterContextResp:
+                return true;
+            default:
+                return false;
+        }
+    } catch (...) {
+        return false;
+    }
+}
+
+void observe_segment(guint32 connection, const char* server_key, bool to_server, const guint8* bytes,
+                     std::size_t len, gint64 secs, gint32 nsecs) noexcept {
+    try {
+        std::lock_guard<std::mutex> lock(g_fingerprints_mu);
+        if (!g_connections) g_connections = new std::map<guint32, Conversation>();
+        auto it = g_connections->find(connection);
+        if (it == g_connections->end()) {
+            ConversationOptions options;
+            options.emit_pdu_events = false;
+            it = g_connections->try_emplace(connection, options).first;
+        }
+        FileTime t{FileTime::from_unix(secs).ticks + static_cast<std::uint64_t>(nsecs) / 100};
+        it->second.feed(to_server ? Direction::ToServer : Direction::ToClient, t, ByteView(bytes, len));
+        ServerFingerprint& fp = fingerprint_for(server_key);
+        for (const auto& e : it->second.take_events())
+            if (const auto* n = std::get_if<ContextNegotiation>(&e)) fp.observe(*n);
+    } catch (...) {
+    }
+}
+
 void reset_fingerprints() noexcept {
     std::lock_guard<std::mutex> lock(g_fingerprints_mu);
     delete g_fingerprints;
     g_fingerprints = nullptr;
+    delete g_connections;
+    g_connections = nullptr;
+    delete g_reported_tells;
+    g_reported_tells = nullptr;
 }
 
 const char* license_status_text(guint32 status) noexcept {

@@ -115,7 +115,19 @@ void decode_response_stub(wmem_allocator_t* scope, const guint8* stub, std::size
                           const guint8* request_message, std::size_t request_len, const char* server_key,
                           guint32 call_id, ResponseView* out) noexcept;
 
-/// Forgets every server fingerprint (new capture file).
+/// True when `bytes` start with a DCE/RPC bind or alter_context that offers the KMS interface.
+bool is_kms_bind(const guint8* bytes, std::size_t len) noexcept;
+
+/// True when `bytes` start with a bind-type PDU header (bind, bind_ack, bind_nak, alter_context,
+/// alter_context_resp) that is complete: the PDUs whose answers carry the server's bind-level tells.
+bool starts_with_bind_pdu(const guint8* bytes, std::size_t len) noexcept;
+
+/// Feeds one TCP segment of a KMS connection (first pass, capture order) to the core's conversation
+/// model of that connection; the bind answers it yields go to the fingerprint of `server_key`.
+void observe_segment(guint32 connection, const char* server_key, bool to_server, const guint8* bytes,
+                     std::size_t len, gint64 secs, gint32 nsecs) noexcept;
+
+/// Forgets every server fingerprint and connection (new capture file).
 void reset_fingerprints() noexcept;
 
 /// Names for value strings: license status 0..6 and the HRESULTs / NCA codes the core knows.

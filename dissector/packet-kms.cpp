@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include <epan/conversation.h>
 #include <epan/expert.h>
 #include <epan/packet.h>
 #include <epan/prefs.h>
@@ -45,6 +46,7 @@ constexpr guint kDefaultPort = 1688;
 constexpr gint64 kMaxClockSkewSeconds = 4 * 3600;  // a genuine host refuses more (facts sheet §11.1)
 
 int proto_kms = -1;
+int proto_kms_tcp = -1;  // the TCP-level helper (heuristic, port and Decode As entry)
 int kms_tap = -1;
 
 int hf_kms_opnum = -1;
@@ -465,9 +467,61 @@ int dissect_kms_response(tvbuff_t* tvb, int offset, packet_info* pinfo, proto_tr
     return offset + reported;
 }
 
-/// "Decode As" entry for TCP ports: hand the stream to DCE/RPC, which calls us back for KMS.
+/// Per TCP connection: which side is the server (the side the bind was sent to).
+struct KmsConnection {
+    address server;
+    guint32 server_port;
+    const char* server_key;
+};
+
+/// The KMS connection of this packet, created when the segment starts with a bind-type PDU sent by the
+/// client (the bind or alter_context tells which side is the server).
+KmsConnection* kms_connection(packet_info* pinfo, const guint8* bytes, std::size_t len) {
+    conversation_t* conv = find_or_create_conversation(pinfo);
+    KmsConnection* kc = static_cast<KmsConnection*>(conversation_get_proto_data(conv, proto_kms_tcp));
+    if (kc || !kmsdiss::is_kms_bind(bytes, len)) return kc;
+    kc = wmem_new0(wmem_file_scope(), KmsConnection);
+    copy_address_wmem(wmem_file_scope(), &kc->server, &pinfo->dst);
+    kc->server_port = pinfo->destport;
+    kc->server_key = wmem_strdup_printf(wmem_file_scope(), "%s:%u", address_to_str(pinfo->pool, &pinfo->dst),
+                                        pinfo->destport);
+    conversation_add_proto_data(conv, proto_kms_tcp, kc);
+    return kc;
+}
+
+/// A KMS connection's TCP payload (heuristic hit, port preference or Decode As). On the first pass the
+/// bind-type PDUs also go to the core's conversation model, so that the server fingerprint sees the bind
+/// answers (assoc_group, padding, NDR64 acceptance), which a DCE/RPC subdissector never receives. Then
+/// DCE/RPC dissects the segment and calls us back for the KMS stubs.
 int dissect_kms_tcp(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data) {
+    if (!PINFO_FD_VISITED(pinfo)) {
+        const gint captured = tvb_captured_length(tvb);
+        const gint len = captured < 65535 ? captured : 65535;
+        guint8* bytes = len > 0 ? static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, 0, len)) : nullptr;
+        if (kmsdiss::starts_with_bind_pdu(bytes, static_cast<std::size_t>(len))) {
+            KmsConnection* kc = kms_connection(pinfo, bytes, static_cast<std::size_t>(len));
+            if (kc) {
+                const bool to_server = addresses_equal(&pinfo->dst, &kc->server) && pinfo->destport == kc->server_port;
+                kmsdiss::observe_segment(find_or_create_conversation(pinfo)->conv_index, kc->server_key, to_server,
+                                         bytes, static_cast<std::size_t>(len), pinfo->abs_ts.secs,
+                                         pinfo->abs_ts.nsecs);
+            }
+        }
+    }
     return call_dissector_with_data(dcerpc_tcp_handle, tvb, pinfo, tree, data);
+}
+
+/// TCP heuristic: a bind offering the KMS interface makes the connection ours (we then hand every
+/// segment to DCE/RPC ourselves). Tried before DCE/RPC's own heuristic, which would otherwise claim it.
+gboolean dissect_kms_heur_tcp(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data) {
+    const gint captured = tvb_captured_length(tvb);
+    if (captured < 16 || tvb_get_guint8(tvb, 0) != 5 || tvb_get_guint8(tvb, 2) != 11) return FALSE;
+    const gint len = captured < 65535 ? captured : 65535;
+    guint8* bytes = static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, 0, len));
+    if (!kmsdiss::is_kms_bind(bytes, static_cast<std::size_t>(len))) return FALSE;
+    conversation_set_dissector(find_or_create_conversation(pinfo), kms_tcp_handle);
+    dissect_kms_tcp(tvb, pinfo, tree, data);
+    return TRUE;
 }
 
 // ---- statistics: stats_tree (kms,tree) ----------------------------------------------------------
@@ -763,7 +817,8 @@ void proto_register_kms() {
     kms_tap = register_tap("kms");
     register_stat_tap_table_ui(&client_table);
     register_cleanup_routine(kms_cleanup);
-    kms_tcp_handle = register_dissector("kms.tcp", dissect_kms_tcp, proto_kms);
+    proto_kms_tcp = proto_register_protocol("KMS over TCP", "KMS-TCP", "kms_tcp");
+    kms_tcp_handle = register_dissector("kms_tcp", dissect_kms_tcp, proto_kms_tcp);
 }
 
 void proto_reg_handoff_kms() {
@@ -777,15 +832,17 @@ void proto_reg_handoff_kms() {
         dcerpc_init_uuid(proto_kms, ett_kms, &uuid_kms, 1, kms_dissectors, hf_kms_opnum);
         dcerpc_tcp_handle = dissector_table_get_dissector_handle(find_dissector_table("tcp.port"), "DCERPC");
         dissector_add_for_decode_as("tcp.port", kms_tcp_handle);
+        heur_dissector_add("tcp", dissect_kms_heur_tcp, "KMS over TCP (DCE/RPC bind to the KMS interface)",
+                           "kms_tcp", proto_kms_tcp, HEURISTIC_ENABLE);
         stats_tree_register_plugin("kms", "kms", "KMS/Exchanges", 0, kms_stats_tree_packet,
                                    kms_stats_tree_init, nullptr);
         initialized = true;
     } else if (kms_registered_port != 0 && dcerpc_tcp_handle) {
-        dissector_delete_uint("tcp.port", kms_registered_port, dcerpc_tcp_handle);
+        dissector_delete_uint("tcp.port", kms_registered_port, kms_tcp_handle);
     }
     kms_registered_port = 0;
     if (kms_tcp_port != 0 && dcerpc_tcp_handle) {
-        dissector_add_uint("tcp.port", kms_tcp_port, dcerpc_tcp_handle);
+        dissector_add_uint("tcp.port", kms_tcp_port, kms_tcp_handle);
         kms_registered_port = kms_tcp_port;
     }
 }

@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include <map>
+
 #include "kmscope/conversation.hpp"
+#include "kmscope/fingerprint.hpp"
 #include "kmscope/products.hpp"
 #include "packet_source.hpp"
 #include "tcp_split.hpp"
@@ -53,16 +56,24 @@ int main(int argc, char** argv) {
     }
     try {
         const ProductTable& products = ProductTable::builtin();
+        std::map<std::string, ServerFingerprint> servers;  // like the dissector: one per server endpoint
         capture::PacketSource source(argv[1]);
-        capture::TcpSplit split([&](const capture::TcpConnection&, std::vector<Event>&& events) {
-            for (const auto& e : events)
+        capture::TcpSplit split([&](const capture::TcpConnection& c, std::vector<Event>&& events) {
+            if (!c.conversation.is_kms()) return;
+            ServerFingerprint& fp = servers[c.server.to_string()];
+            for (const auto& e : events) {
+                fp.observe(e);
                 if (const auto* x = std::get_if<Exchange>(&e)) print_exchange(*x, products);
+            }
         });
         if (!source.for_each_segment([&](const capture::TcpSegment& s) { split.add(s); })) {
             std::fprintf(stderr, "kms-core-fields: %s\n", source.error().c_str());
             return 2;
         }
         split.finish();
+        for (const auto& [server, fp] : servers)
+            if (fp.verdict() != ServerImpl::Unknown || !fp.tells().empty())
+                std::printf("server\t%s\n", server_impl_name(fp.verdict()));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "kms-core-fields: %s\n", e.what());
         return 2;
