@@ -95,6 +95,11 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.err.close()
+        with open(self.errpath, errors="replace") as f:
+            err = f.read()
+        # Sanitizer builds: any report from the server is a failure.
+        check("Sanitizer" not in err and "runtime error:" not in err, "server sanitizer report:\n" + err)
+        check(self.proc.returncode in (0, -signal.SIGKILL), f"server exit code {self.proc.returncode}:\n{err}")
         return self.proc.returncode
 
     def kill(self):
@@ -113,6 +118,7 @@ class Server:
 
 def run(*args, timeout=120):
     p = subprocess.run([KMS_REPLAY, *args], capture_output=True, text=True, timeout=timeout)
+    check("Sanitizer" not in p.stderr and "runtime error:" not in p.stderr, f"kms-replay {args[0]}: {p.stderr}")
     return p.returncode, p.stdout + p.stderr
 
 

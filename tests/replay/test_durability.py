@@ -22,6 +22,7 @@ load = subprocess.Popen([KMS_REPLAY, "send", CAP, "--to", srv.v4, "--vary-cmid",
 time.sleep(1.5)
 srv.proc.send_signal(signal.SIGKILL)
 srv.proc.wait(timeout=10)
+srv.stop()
 out, _ = load.communicate(timeout=60)
 acked = [l.strip() for l in open(acks) if l.strip()]
 print(f"{len(acked)} activations acknowledged before kill -9")

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Activations per second and latency of kms-replay serve, vlmcsd and the py-kms server, measured in one
+run on this machine with `kms-replay send` as the load generator (loopback only).
+
+    bench/replay/run_bench.py --kms-replay BUILD/replay/kms-replay \
+        [--vlmcsd /work/scratch/vlmcsd/bin/vlmcsd] [--pykms /work/scratch/py-kms/py-kms] [--duration 5]
+
+The peers are NOT built here: pass the paths of binaries built elsewhere (see README.md). Two loads:
+  new-conn  one activation per TCP connection (bind + v6 request), capture vlmcs-pykms-v6-win10pro-1req
+  multi     two v6 activations per connection (NDR32, no BTFN), capture vlmcs-vlmcsd-v6-server2019dc-N0-B0-2req
+For each server and load: peak throughput over concurrency 1, 4, 8, 16, then latency at half of the peak
+rate (--rate = peak/2). Latency is request sent -> response received (connect and bind excluded)."""
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CAPS = os.path.join(ROOT, "captures")
+NEW_CONN = os.path.join(CAPS, "vlmcs-pykms-v6-win10pro-1req.pcapng")
+MULTI = os.path.join(CAPS, "vlmcs-vlmcsd-v6-server2019dc-N0-B0-2req.pcapng")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, proc, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not listen")
+
+
+def send(kms, cap, port, concurrency, duration, rate=None):
+    cmd = [kms, "send", cap, "--to", f"127.0.0.1:{port}", "--concurrency", str(concurrency), "--duration",
+           str(duration), "--timeout", "5", "--quiet", "--json"]
+    if rate:
+        cmd += ["--rate", str(rate)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kms-replay", required=True)
+    ap.add_argument("--vlmcsd")
+    ap.add_argument("--pykms", help="py-kms source folder holding pykms_Server.py")
+    ap.add_argument("--python", default="/usr/bin/python3", help="interpreter for py-kms")
+    ap.add_argument("--duration", type=float, default=5)
+    ap.add_argument("--threads", type=int, default=1, help="kms-replay serve --threads")
+    a = ap.parse_args()
+
+    servers = []
+    port = free_port()
+    servers.append(("kms-replay serve", port, [a.kms_replay, "serve", "--foreground", "--listen", f"127.0.0.1:{port}",
+                                               "--quiet", "--log-file", "/dev/null", "--threads", str(a.threads),
+                                               "--from", NEW_CONN], None, ["new-conn", "multi"]))
+    if a.vlmcsd:
+        port = free_port()
+        # -H 17763: a Windows Server 2019 host (vlmcsd otherwise picks a random host build per start).
+        servers.append(("vlmcsd", port, [a.vlmcsd, "-D", "-H", "17763", "-L", f"127.0.0.1:{port}"], None,
+                        ["new-conn", "multi"]))
+    if a.pykms:
+        port = free_port()
+        servers.append(("py-kms", port, [a.python, "pykms_Server.py", "127.0.0.1", str(port), "-V", "ERROR"], a.pykms,
+                        ["new-conn"]))  # py-kms closes the connection after one request
+
+    results = {}
+    for name, port, cmd, cwd, loads in servers:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_port(port, proc)
+            for load in loads:
+                cap = NEW_CONN if load == "new-conn" else MULTI
+                best = None
+                for c in (1, 4, 8, 16):
+                    r = send(a.kms_replay, cap, port, c, a.duration)
+                    r["concurrency"] = c
+                    print(f"{name:18} {load:8} c={c:<3} {r['activations_per_second']:9.0f}/s  p50 "
+                          f"{r['latency_ms']['p50']:.3f} ms  p99 {r['latency_ms']['p99']:.3f} ms  "
+                          f"failed {r['exchanges_failed']} errors {r['connection_errors']}", flush=True)
+                    if r["exchanges_failed"] == 0 and r["connection_errors"] == 0 and (
+                            best is None or r["activations_per_second"] > best["activations_per_second"]):
+                        best = r
+                half = None
+                if best:
+                    per_conn = 1 if load == "new-conn" else 2
+                    rate = best["activations_per_second"] / 2 / per_conn
+                    half = send(a.kms_replay, cap, port, 4, a.duration, rate=rate)
+                    print(f"{name:18} {load:8} half load ({rate * per_conn:.0f}/s): "
+                          f"{half['activations_per_second']:.0f}/s  p50 {half['latency_ms']['p50']:.3f} ms  p99 "
+                          f"{half['latency_ms']['p99']:.3f} ms  p99.9 {half['latency_ms']['p99.9']:.3f} ms", flush=True)
+                results[(name, load)] = (best, half)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    print("\n| server | load | peak activations/s (concurrency) | p99 at peak | p99 at half peak | p99.9 at half peak |")
+    print("|---|---|---|---|---|---|")
+    for (name, load), (best, half) in results.items():
+        if not best:
+            print(f"| {name} | {load} | failed | | | |")
+            continue
+        print(f"| {name} | {load} | {best['activations_per_second']:.0f} ({best['concurrency']}) | "
+              f"{best['latency_ms']['p99']:.3f} ms | {half['latency_ms']['p99']:.3f} ms | "
+              f"{half['latency_ms']['p99.9']:.3f} ms |")
+    for load in ("new-conn", "multi"):
+        ours = results.get(("kms-replay serve", load), (None, None))[0]
+        for peer in ("vlmcsd", "py-kms"):
+            theirs = results.get((peer, load), (None, None))[0]
+            if ours and theirs:
+                print(f"ratio {load}: kms-replay / {peer} = "
+                      f"{ours['activations_per_second'] / theirs['activations_per_second']:.2f}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
