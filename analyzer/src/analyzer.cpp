@@ -61,12 +61,26 @@ std::string str_or(const Json& j, const char* dash = "-") {
     return j.dump();
 }
 
-std::string clip(std::string s, std::size_t n) {
-    if (s.size() <= n) return s;
-    // Cut on a UTF-8 character boundary.
-    std::size_t cut = n - 1;
-    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
-    return s.substr(0, cut) + "~";
+std::size_t code_points(const std::string& s) {
+    std::size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+    return n;
+}
+
+// The text cut to `width` characters (UTF-8 aware, "~" marks a cut) and padded with spaces to it.
+std::string cell(const std::string& s, std::size_t width) {
+    std::string out;
+    if (code_points(s) <= width) {
+        out = s;
+    } else {
+        std::size_t kept = 0, i = 0;
+        for (; i < s.size(); ++i) {
+            if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && kept++ == width - 1) break;
+        }
+        out = s.substr(0, i) + "~";
+    }
+    out.append(width - std::min(width, code_points(out)), ' ');
+    return out;
 }
 
 // The columns of --format csv, as paths into the record.
@@ -311,9 +325,9 @@ void Analyzer::emit(const Json& r) {
                 std::string ws = q.is_object() ? str_or(q["workstation"]) : "-";
                 std::string product = q.is_object() ? str_or(q["product"]) : "-";
                 std::string count = s.is_object() && s["count"].is_number() ? s["count"].dump() : "-";
-                std::fprintf(out_, "%-28s  %-23s  %-23s  %-16s  %-36s  %-10s  %5s  %s\n", ts.c_str(),
-                             str_or(r["client"]).c_str(), str_or(r["server"]).c_str(), clip(ws, 16).c_str(),
-                             clip(product, 36).c_str(), ver.c_str(), count.c_str(), verdict_text(r).c_str());
+                std::fprintf(out_, "%-28s  %-23s  %-23s  %s  %s  %-10s  %5s  %s\n", ts.c_str(),
+                             str_or(r["client"]).c_str(), str_or(r["server"]).c_str(), cell(ws, 16).c_str(),
+                             cell(product, 36).c_str(), ver.c_str(), count.c_str(), verdict_text(r).c_str());
             } else if (kind == "dns") {
                 std::string what = r["response"].get<bool>() ? "DNS answer " + r["rcode"].get<std::string>()
                                                              : std::string("DNS query");

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""kms-analyze throughput and memory on large generated captures, against tshark with the kms plugin.
+
+usage: run.py KMS_ANALYZE [--plugin KMS_SO] [--sizes 1024,4096] [--tshark-size 1024] [--dir /tmp] [--keep]
+
+For each size (MB): builds the capture with gen_capture.py, reads it once to have it in the page cache,
+runs `kms-analyze --format json FILE` (output to a file) and, for --tshark-size, runs
+`tshark -r - -Y kms -T fields -e ...` with the plugin (tests/dissector/tshark-kms; without --plugin,
+tshark with its own DCE/RPC dissection only, -Y dcerpc) on the same file. Reports wall time, MB/s,
+verified exchanges per second, peak RSS (wait4), and the ratio. Deletes the captures unless --keep.
+"""
+import argparse, json, os, subprocess, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ap = argparse.ArgumentParser()
+ap.add_argument('analyzer')
+ap.add_argument('--plugin')
+ap.add_argument('--sizes', default='1024,4096')
+ap.add_argument('--tshark-size', type=int, default=1024)
+ap.add_argument('--dir', default='/tmp')
+ap.add_argument('--keep', action='store_true')
+args = ap.parse_args()
+
+def timed(cmd, stdin=None, stdout=None, env=None):
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t0
+    err = p.stderr.read().decode(errors='replace')
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        raise SystemExit('%s: exit %d\n%s' % (cmd[0], code, err))
+    return wall, ru.ru_maxrss / 1024.0, ru.ru_utime + ru.ru_stime
+
+def warm(path):
+    with open(path, 'rb') as f:
+        while f.read(1 << 24):
+            pass
+
+rows = []
+for size in [int(s) for s in args.sizes.split(',')]:
+    cap = os.path.join(args.dir, 'kms-bench-%d.pcap' % size)
+    out = os.path.join(args.dir, 'kms-bench-%d.jsonl' % size)
+    t0 = time.monotonic()
+    gen = subprocess.run([sys.executable, os.path.join(HERE, 'gen_capture.py'), cap, str(size)],
+                         capture_output=True, check=True).stdout.decode().strip()
+    gen_s = time.monotonic() - t0
+    mb = os.path.getsize(cap) / 1e6
+    warm(cap)
+    with open(out, 'wb') as o:
+        wall, rss, cpu = timed([args.analyzer, '--no-progress', '--format', 'json', cap], stdout=o)
+    ex = ok = 0
+    with open(out) as f:
+        for line in f:
+            if line.startswith('{"kind":"exchange"'):
+                ex += 1
+                ok += '"verdict":{"ok":true' in line
+    row = {'size_mb': mb, 'gen': gen, 'gen_s': gen_s, 'wall_s': wall, 'cpu_s': cpu, 'mb_s': mb / wall,
+           'exchanges': ex, 'ok': ok, 'verified_per_s': ex / wall, 'rss_mib': rss}
+    if size == args.tshark_size:
+        tsv = os.path.join(args.dir, 'kms-bench-%d.tsv' % size)
+        if args.plugin:
+            cmd = [os.path.join(HERE, '..', '..', 'tests', 'dissector', 'tshark-kms'), '-r', '-', '-Y', 'kms',
+                   '-T', 'fields', '-e', 'frame.number', '-e', 'kms.req.cmid', '-e', 'kms.req.workstation',
+                   '-e', 'kms.product', '-e', 'kms.resp.epid', '-e', 'kms.resp.count', '-e', 'kms.hresult',
+                   '-e', 'kms.valid', '-e', 'kms.failed_check']
+            env = dict(os.environ, KMS_PLUGIN=os.path.abspath(args.plugin))
+        else:
+            cmd = ['tshark', '-r', '-', '-Y', 'dcerpc', '-T', 'fields', '-e', 'frame.number', '-e', 'dcerpc.cn_call_id']
+            env = None
+        warm(cap)
+        with open(cap, 'rb') as i, open(tsv, 'wb') as o:
+            twall, trss, tcpu = timed(cmd, stdin=i, stdout=o, env=env)
+        with open(tsv) as f:
+            trows = sum(1 for _ in f)
+        row.update({'tshark': 'plugin' if args.plugin else 'dcerpc only', 'tshark_wall_s': twall,
+                    'tshark_mb_s': mb / twall, 'tshark_rows': trows, 'tshark_rss_mib': trss,
+                    'ratio': twall / wall})
+        if not args.keep:
+            os.unlink(tsv)
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+    if not args.keep:
+        os.unlink(cap)
+        os.unlink(out)
+
+print()
+print('| capture | kms-analyze | MB/s | exchanges (ok) | verified exchanges/s | peak RSS | tshark | tshark MB/s | tshark RSS | ratio |')
+print('|---|---|---|---|---|---|---|---|---|---|')
+for r in rows:
+    t = ('%.1f s (%s, %d rows)' % (r['tshark_wall_s'], r['tshark'], r['tshark_rows']), '%.2f' % r['tshark_mb_s'],
+         '%.0f MiB' % r['tshark_rss_mib'], '%.0fx' % r['ratio']) if 'tshark_wall_s' in r else ('-', '-', '-', '-')
+    print('| %.0f MB | %.2f s | %.0f | %d (%d) | %.0f | %.1f MiB | %s | %s | %s | %s |' %
+          (r['size_mb'], r['wall_s'], r['mb_s'], r['exchanges'], r['ok'], r['verified_per_s'], r['rss_mib'], *t))
