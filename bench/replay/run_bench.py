@@ -46,6 +46,14 @@ def wait_port(port, proc, timeout=20):
     raise RuntimeError("server did not listen")
 
 
+def cpu_seconds(pid):
+    """User + system CPU of a process and its reaped children (vlmcsd forks per connection)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def send(kms, cap, port, concurrency, duration, rate=None):
     cmd = [kms, "send", cap, "--to", f"127.0.0.1:{port}", "--concurrency", str(concurrency), "--duration",
            str(duration), "--timeout", "5", "--quiet", "--json"]
@@ -89,10 +97,14 @@ def main():
                 cap = NEW_CONN if load == "new-conn" else MULTI
                 best = None
                 for c in (1, 4, 8, 16):
+                    cpu0 = cpu_seconds(proc.pid)
                     r = send(a.kms_replay, cap, port, c, a.duration)
                     r["concurrency"] = c
+                    ok = max(r["exchanges_ok"], 1)
+                    r["server_cpu_us"] = (cpu_seconds(proc.pid) - cpu0) * 1e6 / ok
                     print(f"{name:18} {load:8} c={c:<3} {r['activations_per_second']:9.0f}/s  p50 "
                           f"{r['latency_ms']['p50']:.3f} ms  p99 {r['latency_ms']['p99']:.3f} ms  "
+                          f"server CPU {r['server_cpu_us']:.0f} us/activation  "
                           f"failed {r['exchanges_failed']} errors {r['connection_errors']}", flush=True)
                     if r["exchanges_failed"] == 0 and r["connection_errors"] == 0 and (
                             best is None or r["activations_per_second"] > best["activations_per_second"]):
@@ -114,13 +126,15 @@ def main():
                 proc.kill()
                 proc.wait()
 
-    print("\n| server | load | peak activations/s (concurrency) | p99 at peak | p99 at half peak | p99.9 at half peak |")
-    print("|---|---|---|---|---|---|")
+    print("\n| server | load | peak activations/s (concurrency) | server CPU per activation at peak | p99 at peak | "
+          "p99 at half peak | p99.9 at half peak |")
+    print("|---|---|---|---|---|---|---|")
     for (name, load), (best, half) in results.items():
         if not best:
-            print(f"| {name} | {load} | failed | | | |")
+            print(f"| {name} | {load} | failed | | | | |")
             continue
         print(f"| {name} | {load} | {best['activations_per_second']:.0f} ({best['concurrency']}) | "
+              f"{best['server_cpu_us']:.0f} us | "
               f"{best['latency_ms']['p99']:.3f} ms | {half['latency_ms']['p99']:.3f} ms | "
               f"{half['latency_ms']['p99.9']:.3f} ms |")
     for load in ("new-conn", "multi"):

@@ -39,6 +39,22 @@ with Server() as srv:
     check(code == 0, f"serve exit code after SIGTERM: {code}")
     check("shutting down on signal" in srv.log(), "shutdown logged")
 
+# Several event-loop threads; SIGINT shuts down cleanly and removes the pid file.
+import signal  # noqa: E402
+import tempfile  # noqa: E402
+
+pid_dir = tempfile.mkdtemp(prefix="kms-replay-pid-")
+pid_file = os.path.join(pid_dir, "serve.pid")
+with Server("--threads", "3", "--pid-file", pid_file) as srv:
+    check(int(open(pid_file).read()) == srv.proc.pid, "pid file holds the server's pid")
+    rc, out = run("send", capture("vlmcs-vlmcsd-v6-win10pro-ndr64-3req.pcapng"), "--to", srv.v6, "--concurrency",
+                  "6", "--repeat", "100", "--quiet")
+    check(rc == 0 and "300 exchanges ok, 0 failed" in out, "threads: " + out)
+    srv.proc.send_signal(signal.SIGINT)
+    check(srv.proc.wait(timeout=10) == 0, "SIGINT exit code")
+    check(not os.path.exists(pid_file), "pid file removed at shutdown")
+os.rmdir(pid_dir)
+
 # send against a closed port reports connection errors and fails.
 rc, out = run("send", capture("vlmcs-vlmcsd-v6-win10pro-ndr64-3req.pcapng"), "--to", "127.0.0.1:1", "--timeout", "1")
 check(rc != 0 and "connect" in out, "send to closed port:\n" + out)
