@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     send->add_option("--rate", so.rate, "Connections per second in total (default: as fast as possible)");
     send->add_option("--timeout", so.timeout, "Seconds to wait for each answer")->capture_default_str();
     send->add_flag("--vary-cmid", so.vary_cmid, "A fresh random CMID and IV in every request");
-    send->add_option("--ack-file", so.ack_file, "Append the CMID of every verified response (with --vary-cmid)");
+    send->add_option("--ack-file", so.ack_file, "Append the CMID of every request the server answered with a KMS response (with --vary-cmid)");
     send->add_flag("--json", so.json, "JSON lines");
     send->add_flag("--quiet", so.quiet, "Summary only");
 

@@ -191,7 +191,7 @@ ConnResult replay_connection(const Script& s, const SockAddr& target, const Send
         if (auto* x = std::get_if<Exchange>(&ev)) r.exchanges.push_back(std::move(*x));
     for (const auto& x : r.exchanges) {
         auto it = cmid_by_call.find(x.call_id);
-        if (it != cmid_by_call.end() && x.ok()) r.sent_cmids.push_back(it->second);
+        if (it != cmid_by_call.end() && x.outcome == Outcome::Response) r.sent_cmids.push_back(it->second);
     }
     return r;
 }

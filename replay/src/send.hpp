@@ -19,7 +19,7 @@ struct SendOptions {
     double rate = 0;                // connections per second in total (0 = as fast as possible)
     double timeout = 5;             // seconds to wait for each answer
     bool vary_cmid = false;         // a fresh random CMID (and IV) in every request
-    std::string ack_file;           // CMIDs of verified responses, one per line (with --vary-cmid)
+    std::string ack_file;           // CMIDs of answered requests, one per line (with --vary-cmid)
     bool json = false;
     bool quiet = false;             // no per-exchange lines
 };

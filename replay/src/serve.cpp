@@ -444,9 +444,22 @@ int Server::run() {
         if (opts.log_file.empty())
             std::cerr << "kms-replay: running in the background without --log-file: the activation log is lost; "
                          "use --foreground to keep it on standard output\n";
+        // SQLite connections must not cross fork(): close the store (opened above to report errors while
+        // the terminal is still attached) and open it again in the detached process.
+        db.reset();
         if (daemon(1, 0) != 0) {
             std::cerr << "kms-replay: daemon: " << std::strerror(errno) << "\n";
             return 2;
+        }
+        if (!opts.db.empty()) {
+            try {
+                db = std::make_unique<SqliteCmidStore>(opts.db,
+                                                       opts.db_sync == "full" ? SyncMode::Full : SyncMode::Normal);
+                if (opts.count_policy == "genuine") ctx.counts = std::make_shared<GenuineCountPolicy>(*db);
+            } catch (const std::exception& e) {
+                log->event("-", std::string("cannot open the database after detaching: ") + e.what());
+                return 2;
+            }
         }
     }
     if (!opts.pid_file.empty()) std::ofstream(opts.pid_file) << getpid() << "\n";
