@@ -1,6 +1,6 @@
 """Durability of the genuine count: kill -9 the server during a load of genuine-mode activations (each
-with a fresh CMID), restart it on the same database, and find every CMID whose response the client
-verified. Then the restarted host's count includes them (capped at 2 x N), and status reports them."""
+with a fresh CMID), restart it on the same database, and find every CMID the
+server answered (acknowledged) before the kill. Then the restarted host's count includes them (capped at 2 x N), and status reports them."""
 import json
 import os
 import signal
