@@ -331,8 +331,15 @@ void observe_segment(guint32 connection, const char* server_key, bool to_server,
         FileTime t{FileTime::from_unix(secs).ticks + static_cast<std::uint64_t>(nsecs) / 100};
         it->second.feed(to_server ? Direction::ToServer : Direction::ToClient, t, ByteView(bytes, len));
         ServerFingerprint& fp = fingerprint_for(server_key);
+        bool answered = false;
         for (const auto& e : it->second.take_events())
-            if (const auto* n = std::get_if<ContextNegotiation>(&e)) fp.observe(*n);
+            if (const auto* n = std::get_if<ContextNegotiation>(&e)) {
+                fp.observe(*n);
+                answered = true;
+            }
+        // Only bind-type PDUs are fed, so once the answer is in nothing is pending: free the model (a
+        // later bind or alter_context on the connection starts a fresh one).
+        if (answered && it->second.pending_requests() == 0) g_connections->erase(it);
     } catch (...) {
     }
 }

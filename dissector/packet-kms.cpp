@@ -153,6 +153,13 @@ struct StoredResponse {
     const char* tells[kmsdiss::kMaxItems];
 };
 
+/// Per TCP connection: which side is the server (the side the bind was sent to).
+struct KmsConnection {
+    address server;
+    guint32 server_port;
+    const char* server_key;
+};
+
 e_guid_t to_e_guid(const guint8* w) {
     e_guid_t g;
     g.data1 = static_cast<guint32>(w[0]) | static_cast<guint32>(w[1]) << 8 | static_cast<guint32>(w[2]) << 16 |
@@ -362,9 +369,15 @@ int dissect_kms_response(tvbuff_t* tvb, int offset, packet_info* pinfo, proto_tr
     const StoredRequest* sr = di->call_data ? static_cast<const StoredRequest*>(di->call_data->se_data) : nullptr;
     const bool first_pass = !PINFO_FD_VISITED(pinfo);
     const char* server_key = nullptr;
-    if (first_pass)
-        server_key = wmem_strdup_printf(pinfo->pool, "%s:%u", address_to_str(pinfo->pool, &pinfo->src),
-                                        pinfo->srcport);
+    if (first_pass) {
+        // The connection's server, as recorded when its bind was seen (KMS-TCP); else this frame's sender.
+        const KmsConnection* kc =
+            di->conv ? static_cast<const KmsConnection*>(conversation_get_proto_data(di->conv, proto_kms_tcp))
+                     : nullptr;
+        server_key = kc ? kc->server_key
+                        : wmem_strdup_printf(pinfo->pool, "%s:%u", address_to_str(pinfo->pool, &pinfo->src),
+                                             pinfo->srcport);
+    }
     ResponseView* pv = wmem_new0(pinfo->pool, ResponseView);
     kmsdiss::decode_response_stub(pinfo->pool, stub, captured > 0 ? static_cast<std::size_t>(captured) : 0,
                                   is_ndr64(di), kms_decrypt, sr ? sr->message : nullptr, sr ? sr->len : 0,
@@ -466,13 +479,6 @@ int dissect_kms_response(tvbuff_t* tvb, int offset, packet_info* pinfo, proto_tr
     if (captured < reported) tvb_ensure_bytes_exist(tvb, offset, reported);
     return offset + reported;
 }
-
-/// Per TCP connection: which side is the server (the side the bind was sent to).
-struct KmsConnection {
-    address server;
-    guint32 server_port;
-    const char* server_key;
-};
 
 /// The KMS connection of this packet, created when the segment starts with a bind-type PDU sent by the
 /// client (the bind or alter_context tells which side is the server).
