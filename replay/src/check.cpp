@@ -73,7 +73,8 @@ CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& o
             std::uint32_t assoc_group = 0;
             for (auto& ev : recorded_events(conn)) {
                 if (auto* x = std::get_if<Exchange>(&ev)) recorded.push_back(std::move(*x));
-                if (auto* n = std::get_if<ContextNegotiation>(&ev); n && !n->alter_context && n->answered && !assoc_group)
+                if (auto* n = std::get_if<ContextNegotiation>(&ev);
+                    n && !n->alter_context && n->answered && !assoc_group)
                     assoc_group = n->assoc_group;
             }
             // The same server path as serve, configured as the recorded server.
@@ -126,8 +127,8 @@ CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& o
             for (auto& ev : ours.take_events())
                 if (auto* x = std::get_if<Exchange>(&ev)) mine.push_back(std::move(*x));
 
-            const std::string where = path + " #" + std::to_string(ci + 1) + " " + conn.client.to_string() + " -> " +
-                                      conn.server.to_string();
+            const std::string where =
+                path + " #" + std::to_string(ci + 1) + " " + conn.client.to_string() + " -> " + conn.server.to_string();
             for (const auto& r : recorded) {
                 if (r.outcome == Outcome::Orphan) continue;
                 ++sum.exchanges;
@@ -156,7 +157,8 @@ CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& o
                 } else if (r.outcome == Outcome::Fault) {
                     field("fault", hex32(r.fault_status.value_or(0)), hex32(m->fault_status.value_or(0)));
                 } else if (r.response && m->response) {
-                    if (!m->verdict.ok()) diffs.push_back("our response fails verification: " + failed_checks(m->verdict));
+                    if (!m->verdict.ok())
+                        diffs.push_back("our response fails verification: " + failed_checks(m->verdict));
                     const auto &a = *r.response, &b = *m->response;
                     field("version", a.version.to_string(), b.version.to_string());
                     field("epid", a.base.epid, b.base.epid);

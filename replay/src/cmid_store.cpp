@@ -9,7 +9,9 @@ struct Stmt {
     sqlite3_stmt* s;
     ~Stmt() { sqlite3_finalize(s); }
 };
-std::int64_t ticks(FileTime t) { return static_cast<std::int64_t>(t.ticks); }
+std::int64_t ticks(FileTime t) {
+    return static_cast<std::int64_t>(t.ticks);
+}
 }  // namespace
 
 SqliteCmidStore::SqliteCmidStore(const std::string& path, SyncMode sync, bool read_only) {
@@ -24,13 +26,16 @@ SqliteCmidStore::SqliteCmidStore(const std::string& path, SyncMode sync, bool re
     if (read_only) return;
     exec("PRAGMA journal_mode=WAL");
     exec(sync == SyncMode::Full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-    exec("CREATE TABLE IF NOT EXISTS cmids(kms_id TEXT NOT NULL, cmid TEXT NOT NULL, last_seen INTEGER NOT NULL,"
-         " PRIMARY KEY(kms_id, cmid)) WITHOUT ROWID");
+    exec(
+        "CREATE TABLE IF NOT EXISTS cmids(kms_id TEXT NOT NULL, cmid TEXT NOT NULL, last_seen INTEGER NOT NULL,"
+        " PRIMARY KEY(kms_id, cmid)) WITHOUT ROWID");
     exec("CREATE INDEX IF NOT EXISTS cmids_by_time ON cmids(kms_id, last_seen)");
-    exec("CREATE TABLE IF NOT EXISTS requests(kms_id TEXT NOT NULL, license_status INTEGER NOT NULL,"
-         " result TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(kms_id, license_status, result)) WITHOUT ROWID");
-    exec("CREATE TABLE IF NOT EXISTS last_count(kms_id TEXT PRIMARY KEY, count INTEGER NOT NULL,"
-         " n_policy INTEGER NOT NULL, time INTEGER NOT NULL)");
+    exec(
+        "CREATE TABLE IF NOT EXISTS requests(kms_id TEXT NOT NULL, license_status INTEGER NOT NULL,"
+        " result TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(kms_id, license_status, result)) WITHOUT ROWID");
+    exec(
+        "CREATE TABLE IF NOT EXISTS last_count(kms_id TEXT PRIMARY KEY, count INTEGER NOT NULL,"
+        " n_policy INTEGER NOT NULL, time INTEGER NOT NULL)");
     touch_ = prepare(
         "INSERT INTO cmids(kms_id, cmid, last_seen) VALUES(?1, ?2, ?3) ON CONFLICT(kms_id, cmid)"
         " DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)");
@@ -95,9 +100,8 @@ void SqliteCmidStore::expire(FileTime before) {
     if (sqlite3_step(s.s) != SQLITE_DONE) fail("expire");
 }
 
-void SqliteCmidStore::record_request(const std::string& kms_id, std::uint32_t license_status,
-                                     const std::string& result, std::uint32_t count, std::uint32_t n_policy,
-                                     FileTime t) {
+void SqliteCmidStore::record_request(const std::string& kms_id, std::uint32_t license_status, const std::string& result,
+                                     std::uint32_t count, std::uint32_t n_policy, FileTime t) {
     std::lock_guard lock(mu_);
     exec("BEGIN");
     sqlite3_reset(stat_);
@@ -138,11 +142,11 @@ std::vector<CountRow> SqliteCmidStore::counts(FileTime now) {
     std::lock_guard lock(mu_);
     std::vector<CountRow> out;
     FileTime since{now.ticks > kCmidLifetimeTicks ? now.ticks - kCmidLifetimeTicks : 0};
-    Stmt s{prepare(
-        "SELECT k.kms_id, (SELECT count(*) FROM cmids c WHERE c.kms_id = k.kms_id AND c.last_seen >= ?1),"
-        " coalesce(l.count, 0), coalesce(l.n_policy, 0), coalesce(l.time, 0)"
-        " FROM (SELECT kms_id FROM cmids UNION SELECT kms_id FROM last_count) k"
-        " LEFT JOIN last_count l ON l.kms_id = k.kms_id ORDER BY k.kms_id")};
+    Stmt s{
+        prepare("SELECT k.kms_id, (SELECT count(*) FROM cmids c WHERE c.kms_id = k.kms_id AND c.last_seen >= ?1),"
+                " coalesce(l.count, 0), coalesce(l.n_policy, 0), coalesce(l.time, 0)"
+                " FROM (SELECT kms_id FROM cmids UNION SELECT kms_id FROM last_count) k"
+                " LEFT JOIN last_count l ON l.kms_id = k.kms_id ORDER BY k.kms_id")};
     sqlite3_bind_int64(s.s, 1, ticks(since));
     while (sqlite3_step(s.s) == SQLITE_ROW) {
         out.push_back({reinterpret_cast<const char*>(sqlite3_column_text(s.s, 0)),

@@ -36,18 +36,25 @@ int main(int argc, char** argv) {
     std::vector<std::string> epids, hwids;
     serve->add_option("--epid", epids, "FAMILY=EPID, e.g. Windows=03612-00206-...-2772022 (repeatable)");
     serve->add_option("--family-hwid", hwids, "FAMILY=HWID (repeatable)");
-    serve->add_option("--from", cli.from, "Capture whose recorded server identity (ePID, HwId, counts, intervals) to take");
-    serve->add_option("--max-n-policy", cli.max_n_policy, "Refuse larger N policies with 0x8007000D")->capture_default_str();
-    serve->add_option("--max-time-skew", cli.max_time_skew, "Refuse clients whose clock is off by more seconds (0: off)");
-    serve->add_option("--strict-opnum", cli.strict_opnum, "Fault opnums other than 0 (true/false)")->capture_default_str();
+    serve->add_option("--from", cli.from,
+                      "Capture whose recorded server identity (ePID, HwId, counts, intervals) to take");
+    serve->add_option("--max-n-policy", cli.max_n_policy, "Refuse larger N policies with 0x8007000D")
+        ->capture_default_str();
+    serve->add_option("--max-time-skew", cli.max_time_skew,
+                      "Refuse clients whose clock is off by more seconds (0: off)");
+    serve->add_option("--strict-opnum", cli.strict_opnum, "Fault opnums other than 0 (true/false)")
+        ->capture_default_str();
     serve->add_option("--count-policy", cli.count_policy, "fixed or genuine")->capture_default_str();
     serve->add_option("--fixed-count", cli.fixed_count, "Count for the fixed policy (0: twice the N policy)");
     serve->add_option("--db", cli.db, "SQLite database: CMID table (genuine) and request statistics");
-    serve->add_option("--db-sync", cli.db_sync, "full (survives power loss) or normal (survives crashes)")->capture_default_str();
-    serve->add_option("--idle-timeout", cli.idle_timeout, "Seconds without a complete PDU before closing")->capture_default_str();
+    serve->add_option("--db-sync", cli.db_sync, "full (survives power loss) or normal (survives crashes)")
+        ->capture_default_str();
+    serve->add_option("--idle-timeout", cli.idle_timeout, "Seconds without a complete PDU before closing")
+        ->capture_default_str();
     serve->add_option("--max-connections", cli.max_connections, "Open connections")->capture_default_str();
     serve->add_option("--max-pdu-size", cli.max_pdu_size, "Largest accepted frag_length")->capture_default_str();
-    serve->add_option("--max-requests-per-connection", cli.max_requests_per_connection, "0: unlimited")->capture_default_str();
+    serve->add_option("--max-requests-per-connection", cli.max_requests_per_connection, "0: unlimited")
+        ->capture_default_str();
     serve->add_option("--allow", cli.allow, "Client network allowed (CIDR, repeatable; default everyone)");
     serve->add_option("--log-format", cli.log_format, "text or json")->capture_default_str();
     serve->add_option("--log-file", cli.log_file, "Activation log file (default standard output)");
@@ -71,7 +78,8 @@ int main(int argc, char** argv) {
     send->add_option("--rate", so.rate, "Connections per second in total (default: as fast as possible)");
     send->add_option("--timeout", so.timeout, "Seconds to wait for each answer")->capture_default_str();
     send->add_flag("--vary-cmid", so.vary_cmid, "A fresh random CMID and IV in every request");
-    send->add_option("--ack-file", so.ack_file, "Append the CMID of every request the server answered with a KMS response (with --vary-cmid)");
+    send->add_option("--ack-file", so.ack_file,
+                     "Append the CMID of every request the server answered with a KMS response (with --vary-cmid)");
     send->add_flag("--json", so.json, "JSON lines");
     send->add_flag("--quiet", so.quiet, "Summary only");
 

@@ -116,11 +116,35 @@ std::string load_ini(const std::string& path, ServeOptions& o) {
         g_strfreev(keys);
     }
     // Unknown keys are errors: a typo must not silently fall back to a default.
-    static const char* known[] = {"listen", "port", "threads", "foreground", "pid-file", "ready-file", "ndr64", "btfn",
-                                  "host-build", "lcid", "activation-interval", "renewal-interval", "hwid", "from",
-                                  "max-n-policy", "max-time-skew", "strict-opnum", "count-policy", "fixed-count", "db",
-                                  "db-sync", "idle-timeout", "max-connections", "max-pdu-size",
-                                  "max-requests-per-connection", "allow", "log-format", "log-file", "quiet"};
+    static const char* known[] = {"listen",
+                                  "port",
+                                  "threads",
+                                  "foreground",
+                                  "pid-file",
+                                  "ready-file",
+                                  "ndr64",
+                                  "btfn",
+                                  "host-build",
+                                  "lcid",
+                                  "activation-interval",
+                                  "renewal-interval",
+                                  "hwid",
+                                  "from",
+                                  "max-n-policy",
+                                  "max-time-skew",
+                                  "strict-opnum",
+                                  "count-policy",
+                                  "fixed-count",
+                                  "db",
+                                  "db-sync",
+                                  "idle-timeout",
+                                  "max-connections",
+                                  "max-pdu-size",
+                                  "max-requests-per-connection",
+                                  "allow",
+                                  "log-format",
+                                  "log-file",
+                                  "quiet"};
     gsize n = 0;
     gchar** keys = g_key_file_get_keys(k.kf, g, &n, nullptr);
     for (gsize i = 0; keys && i < n; ++i) {

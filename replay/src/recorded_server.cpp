@@ -38,7 +38,8 @@ RecordedServer learn_server(const std::vector<capture::RecordedConnection>& conn
                 for (const auto& b : n->accepted) accepted64 = accepted64 || b.ndr() == rpc::Ndr::Ndr64;
                 bool acked_btfn = false;
                 for (const auto& r : n->results)
-                    acked_btfn = acked_btfn || r.result == static_cast<std::uint16_t>(rpc::ContextResultCode::NegotiateAck);
+                    acked_btfn =
+                        acked_btfn || r.result == static_cast<std::uint16_t>(rpc::ContextResultCode::NegotiateAck);
                 if (offered64) out.ndr64 = out.ndr64.value_or(false) || accepted64;
                 if (offered_btfn) out.btfn = out.btfn.value_or(false) || acked_btfn;
             } else if (const auto* x = std::get_if<Exchange>(&ev)) {

@@ -1,8 +1,8 @@
 #include "send.hpp"
 
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,8 +37,8 @@ struct Flight {
 struct Script {
     std::string name;
     std::vector<Flight> flights;
-    std::map<std::uint32_t, rpc::Ndr> call_ndr;     // for rewriting requests
-    std::map<std::uint32_t, Outcome> recorded;      // recorded outcome per call id
+    std::map<std::uint32_t, rpc::Ndr> call_ndr;  // for rewriting requests
+    std::map<std::uint32_t, Outcome> recorded;   // recorded outcome per call id
 };
 
 Script make_script(const std::string& name, const capture::RecordedConnection& c) {
@@ -249,7 +249,7 @@ std::string exchange_line(const Exchange& x, bool pass) {
 
 double percentile(std::vector<double>& v, double p) {
     if (v.empty()) return 0;
-    std::size_t k = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size()))) ;
+    std::size_t k = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
     if (k > 0) --k;
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
     return v[k];

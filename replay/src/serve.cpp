@@ -4,11 +4,11 @@
 #include <glib.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <csignal>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -145,7 +145,8 @@ void Worker::on_accept(int lfd) {
             }
         }
         if (srv->connections.load() >= srv->opts.max_connections) {
-            srv->log->event(who, "refused: " + std::to_string(srv->opts.max_connections) + " connections open (max-connections)");
+            srv->log->event(
+                who, "refused: " + std::to_string(srv->opts.max_connections) + " connections open (max-connections)");
             ::close(fd);
             continue;
         }
@@ -175,8 +176,10 @@ void Worker::on_accept(int lfd) {
 void Worker::update_events(Conn* c) {
     bool pending = c->out_pos < c->out.size();
     int ev = G_IO_HUP | G_IO_ERR;
-    if (pending) ev |= G_IO_OUT;
-    else if (!c->closing) ev |= G_IO_IN;  // back-pressure: no reading while answers wait
+    if (pending)
+        ev |= G_IO_OUT;
+    else if (!c->closing)
+        ev |= G_IO_IN;  // back-pressure: no reading while answers wait
     g_source_modify_unix_fd(c->source, c->tag, static_cast<GIOCondition>(ev));
 }
 
@@ -225,7 +228,8 @@ void Worker::read_some(Conn* c) {
         }
         if (n == 0) {
             // The client is done sending (closed or half-closed): deliver what is owed, then close.
-            if (c->sc->partial()) srv->log->event(c->peer_text, "client closed in the middle of a PDU; nothing to answer");
+            if (c->sc->partial())
+                srv->log->event(c->peer_text, "client closed in the middle of a PDU; nothing to answer");
             c->closing = true;
             break;
         }
@@ -470,7 +474,8 @@ int Server::run() {
         w->loop = g_main_loop_new(w->ctx, FALSE);
         for (int fd : listeners) {
             GSource* s = g_unix_fd_source_new(fd, G_IO_IN);
-            g_source_set_callback(s, reinterpret_cast<GSourceFunc>(reinterpret_cast<void (*)()>(listen_cb)), w.get(), nullptr);
+            g_source_set_callback(s, reinterpret_cast<GSourceFunc>(reinterpret_cast<void (*)()>(listen_cb)), w.get(),
+                                  nullptr);
             g_source_attach(s, w->ctx);
             w->sources.push_back(s);
         }

@@ -11,7 +11,9 @@
 namespace kmscope::replay {
 
 namespace {
-bool is_mapped_v4(const in6_addr& a) { return IN6_IS_ADDR_V4MAPPED(&a); }
+bool is_mapped_v4(const in6_addr& a) {
+    return IN6_IS_ADDR_V4MAPPED(&a);
+}
 
 bool split_host_port(const std::string& text, std::string& host, std::string& port) {
     if (!text.empty() && text[0] == '[') {
