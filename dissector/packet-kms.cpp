@@ -677,6 +677,8 @@ void fill_value_strings() {
     hresult_vals[n] = value_string{0, nullptr};
 }
 
+void proto_reg_handoff_kms();
+
 void proto_register_kms() {
     fill_value_strings();
     static hf_register_info hf[] = {
@@ -813,7 +815,7 @@ void proto_register_kms() {
     proto_register_subtree_array(ett, G_N_ELEMENTS(ett));
     expert_register_field_array(expert_register_protocol(proto_kms), ei, G_N_ELEMENTS(ei));
 
-    module_t* module = prefs_register_protocol(proto_kms, nullptr);
+    module_t* module = prefs_register_protocol(proto_kms, proto_reg_handoff_kms);  // re-applied on changes
     prefs_register_bool_preference(module, "decrypt", "Decrypt KMS v5/v6 messages",
                                    "Decrypt v5/v6 requests and responses and verify the exchange", &kms_decrypt);
     prefs_register_uint_preference(module, "tcp.port", "KMS TCP port",
