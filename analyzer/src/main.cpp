@@ -69,6 +69,8 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    static char out_buffer[1 << 20];
+    std::setvbuf(stdout, out_buffer, _IOFBF, sizeof out_buffer);
     Analyzer analyzer(opt, products, stdout);
     bool inputs_ok = true;
     for (const auto& file : files) inputs_ok = analyzer.run(file) && inputs_ok;
