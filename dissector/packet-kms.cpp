@@ -234,8 +234,8 @@ void add_base_request(proto_tree* tree, packet_info* pinfo, tvbuff_t* tvb, int b
     gint64 skew = static_cast<gint64>(pinfo->abs_ts.secs) - rv->client_time.secs;
     if (skew > kMaxClockSkewSeconds || skew < -kMaxClockSkewSeconds)
         expert_add_info_format(pinfo, ti, &ei_kms_clock_skew,
-                               "Client time is %" G_GINT64_FORMAT " s away from the capture time (more than 4 h)",
-                               skew);
+                               "Client time is %" G_GINT64_FORMAT " s %s the capture time (more than 4 h)",
+                               skew > 0 ? skew : -skew, skew > 0 ? "behind" : "ahead of");
     add_guid(tree, hf_kms_req_previous_cmid, tvb, base + static_cast<int>(layout::kReqPreviousCmid),
              rv->previous_cmid);
     proto_tree_add_string(tree, hf_kms_req_workstation, tvb, base + static_cast<int>(layout::kReqWorkstation),
