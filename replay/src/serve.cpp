@@ -3,6 +3,7 @@
 #include <glib-unix.h>
 #include <glib.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -38,16 +39,10 @@ struct Conn {
     std::unique_ptr<server::ServerConnection> sc;
     Bytes out;
     std::size_t out_pos = 0;
-    GSource* source = nullptr;
-    gpointer tag = nullptr;
+    std::uint32_t events = 0;      // the epoll events currently asked for
     std::int64_t deadline_ns = 0;  // idle deadline: last complete PDU (or accept) + idle timeout
     bool closing = false;          // close once `out` is flushed
     Worker* worker = nullptr;
-};
-
-struct ConnSource {
-    GSource base;
-    Conn* conn;
 };
 
 struct Worker {
@@ -57,10 +52,12 @@ struct Worker {
     std::thread thread;
     SystemRandom rng;
     std::map<int, std::unique_ptr<Conn>> conns;
-    std::vector<GSource*> sources;  // listeners and timers
+    std::vector<GSource*> sources;  // listeners, timers and the epoll source
+    int epfd = -1;                  // connections are multiplexed with epoll inside one GLib source
 
     void on_accept(int lfd);
-    void on_io(Conn* c, GIOCondition cond);
+    void on_io(Conn* c, std::uint32_t events);
+    void poll_connections();
     void read_some(Conn* c);
     void flush(Conn* c);
     void update_events(Conn* c);
@@ -91,14 +88,12 @@ public:
     void record(const std::string& client, const server::ActivationRecord& rec);
 };
 
-gboolean conn_dispatch(GSource* s, GSourceFunc, gpointer) {
-    auto* cs = reinterpret_cast<ConnSource*>(s);
-    Conn* c = cs->conn;
-    c->worker->on_io(c, g_source_query_unix_fd(s, c->tag));
+// One GLib source per worker watches its epoll descriptor. Adding and removing a GLib poll record per
+// connection would wake the main context up (an eventfd write) several times per connection.
+gboolean epoll_cb(gint, GIOCondition, gpointer data) {
+    static_cast<Worker*>(data)->poll_connections();
     return G_SOURCE_CONTINUE;
 }
-
-GSourceFuncs conn_funcs = {nullptr, nullptr, conn_dispatch, nullptr, nullptr, nullptr};
 
 gboolean listen_cb(gint fd, GIOCondition, gpointer data) {
     auto* w = static_cast<Worker*>(data);
@@ -165,28 +160,38 @@ void Worker::on_accept(int lfd) {
         c->sc = std::make_unique<server::ServerConnection>(srv->ctx, group, local.port());
         c->deadline_ns = mono_ns() + srv->idle_ns;
         c->worker = this;
-        c->source = g_source_new(&conn_funcs, sizeof(ConnSource));
-        reinterpret_cast<ConnSource*>(c->source)->conn = c.get();
-        c->tag = g_source_add_unix_fd(c->source, fd, static_cast<GIOCondition>(G_IO_IN | G_IO_HUP | G_IO_ERR));
-        g_source_attach(c->source, ctx);
+        c->events = EPOLLIN | EPOLLRDHUP;
+        epoll_event ev{};
+        ev.events = c->events;
+        ev.data.ptr = c.get();
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            srv->log->event(c->peer_text, std::string("refused: epoll_ctl: ") + std::strerror(errno));
+            ::close(fd);
+            --srv->connections;
+            continue;
+        }
         conns[fd] = std::move(c);
     }
 }
 
 void Worker::update_events(Conn* c) {
     bool pending = c->out_pos < c->out.size();
-    int ev = G_IO_HUP | G_IO_ERR;
+    std::uint32_t ev = EPOLLRDHUP;  // EPOLLHUP and EPOLLERR are always reported
     if (pending)
-        ev |= G_IO_OUT;
+        ev |= EPOLLOUT;
     else if (!c->closing)
-        ev |= G_IO_IN;  // back-pressure: no reading while answers wait
-    g_source_modify_unix_fd(c->source, c->tag, static_cast<GIOCondition>(ev));
+        ev |= EPOLLIN;  // back-pressure: no reading while answers wait
+    if (ev == c->events) return;
+    c->events = ev;
+    epoll_event e{};
+    e.events = ev;
+    e.data.ptr = c;
+    epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &e);
 }
 
 void Worker::close_conn(Conn* c, const std::string& why) {
     if (!why.empty()) srv->log->event(c->peer_text, "closed: " + why);
-    g_source_destroy(c->source);
-    g_source_unref(c->source);
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, nullptr);
     ::close(c->fd);
     --srv->connections;
     conns.erase(c->fd);  // destroys c
@@ -280,12 +285,19 @@ void Worker::log_context_refusals(const std::string& who, const Bytes& answers) 
     }
 }
 
-void Worker::on_io(Conn* c, GIOCondition cond) {
-    if (cond & G_IO_OUT) {
+void Worker::poll_connections() {
+    epoll_event events[256];
+    int n = epoll_wait(epfd, events, 256, 0);
+    // Each connection appears at most once per batch, and handling one closes at most that one.
+    for (int i = 0; i < n; ++i) on_io(static_cast<Conn*>(events[i].data.ptr), events[i].events);
+}
+
+void Worker::on_io(Conn* c, std::uint32_t cond) {
+    if (cond & EPOLLOUT) {
         flush(c);
         return;
     }
-    if (cond & (G_IO_IN | G_IO_HUP | G_IO_ERR)) {
+    if (cond & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
         if (c->closing) {  // only HUP/ERR reach here while closing with nothing to send
             close_conn(c, "");
             return;
@@ -479,6 +491,16 @@ int Server::run() {
             g_source_attach(s, w->ctx);
             w->sources.push_back(s);
         }
+        w->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (w->epfd < 0) {
+            std::cerr << "kms-replay: epoll_create1: " << std::strerror(errno) << "\n";
+            return 2;
+        }
+        GSource* ep = g_unix_fd_source_new(w->epfd, G_IO_IN);
+        g_source_set_callback(ep, reinterpret_cast<GSourceFunc>(reinterpret_cast<void (*)()>(epoll_cb)), w.get(),
+                              nullptr);
+        g_source_attach(ep, w->ctx);
+        w->sources.push_back(ep);
         GSource* t = g_timeout_source_new(100);
         g_source_set_callback(t, sweep_cb, w.get(), nullptr);
         g_source_attach(t, w->ctx);
@@ -521,6 +543,7 @@ int Server::run() {
             g_source_destroy(s);
             g_source_unref(s);
         }
+        ::close(w->epfd);
         g_main_loop_unref(w->loop);
         g_main_context_unref(w->ctx);
     }
