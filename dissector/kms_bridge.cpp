@@ -344,6 +344,50 @@ void observe_segment(guint32 connection, const char* server_key, bool to_server,
     }
 }
 
+void parse_pdu_view(const guint8* bytes, std::size_t len, PduView* out) noexcept {
+    try {
+        *out = PduView{};
+        if (!bytes) return;
+        auto h = rpc::parse_header(ByteView(bytes, len));
+        if (!h || h->frag_length > len) return;
+        auto pdu = rpc::parse_pdu(ByteView(bytes, h->frag_length));
+        if (!pdu) return;
+        out->ptype = pdu->header.ptype;
+        out->frag_length = pdu->header.frag_length;
+        out->call_id = pdu->header.call_id;
+        if (const auto* q = std::get_if<rpc::RequestBody>(&pdu->body)) {
+            out->ok = true;
+            out->opnum = q->opnum;
+            out->stub_offset = static_cast<guint32>(q->stub_offset);
+            out->stub_length = static_cast<guint32>(q->stub.size());
+            for (auto ndr : {rpc::Ndr::Ndr32, rpc::Ndr::Ndr64}) {
+                auto framed = rpc::parse_request_stub(q->stub, ndr);
+                if (!framed) continue;
+                auto v = kms::peek_version(framed->message);
+                if (v && v->major >= 4 && v->major <= 6) {
+                    out->ndr = ndr == rpc::Ndr::Ndr32 ? 32 : 64;
+                    break;
+                }
+            }
+        } else if (const auto* r = std::get_if<rpc::ResponseBody>(&pdu->body)) {
+            out->ok = true;
+            out->stub_offset = static_cast<guint32>(r->stub_offset);
+            out->stub_length = static_cast<guint32>(r->stub.size());
+            for (auto ndr : {rpc::Ndr::Ndr32, rpc::Ndr::Ndr64}) {
+                auto framed = rpc::parse_response_stub(r->stub, ndr);
+                if (framed && framed->anomalies.empty()) {
+                    out->ndr = ndr == rpc::Ndr::Ndr32 ? 32 : 64;
+                    break;
+                }
+            }
+        } else {
+            out->ok = true;
+        }
+    } catch (...) {
+        *out = PduView{};
+    }
+}
+
 void reset_fingerprints() noexcept {
     std::lock_guard<std::mutex> lock(g_fingerprints_mu);
     delete g_fingerprints;

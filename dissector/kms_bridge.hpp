@@ -127,6 +127,22 @@ bool starts_with_bind_pdu(const guint8* bytes, std::size_t len) noexcept;
 void observe_segment(guint32 connection, const char* server_key, bool to_server, const guint8* bytes,
                      std::size_t len, gint64 secs, gint32 nsecs) noexcept;
 
+/// One DCE/RPC PDU found at the start of `bytes` (for connections whose bind was not captured).
+struct PduView {
+    bool ok;               // a complete, valid PDU header and body
+    guint8 ptype;          // 0 request, 2 response, ...
+    guint32 frag_length;   // bytes of the PDU
+    guint32 call_id;
+    guint16 opnum;         // requests
+    guint32 stub_offset;   // within the PDU
+    guint32 stub_length;
+    int ndr;               // 32 or 64 when the stub frames as a KMS message with that NDR, else 0
+};
+
+/// Parses the PDU at the start of `bytes`; for requests and responses says which NDR (if any) frames the
+/// stub as a KMS message (requests: a supported KMS version; responses: a valid response stub).
+void parse_pdu_view(const guint8* bytes, std::size_t len, PduView* out) noexcept;
+
 /// Forgets every server fingerprint and connection (new capture file).
 void reset_fingerprints() noexcept;
 

@@ -116,6 +116,7 @@ expert_field ei_kms_unknown_product = EI_INIT;
 expert_field ei_kms_rpc_anomaly = EI_INIT;
 expert_field ei_kms_unverified = EI_INIT;
 expert_field ei_kms_trailing = EI_INIT;
+expert_field ei_kms_midstream = EI_INIT;
 
 gboolean kms_decrypt = TRUE;
 guint kms_tcp_port = kDefaultPort;
@@ -152,6 +153,8 @@ struct StoredResponse {
     int n_tells;
     const char* tells[kmsdiss::kMaxItems];
 };
+
+void dissect_midstream(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree);
 
 /// Per TCP connection: which side is the server (the side the bind was sent to).
 struct KmsConnection {
@@ -514,7 +517,82 @@ int dissect_kms_tcp(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* d
             }
         }
     }
-    return call_dissector_with_data(dcerpc_tcp_handle, tvb, pinfo, tree, data);
+    const int consumed = call_dissector_with_data(dcerpc_tcp_handle, tvb, pinfo, tree, data);
+    // No bind of the KMS interface on this connection (mid-stream capture): decode the calls ourselves.
+    if (!conversation_get_proto_data(find_or_create_conversation(pinfo), proto_kms_tcp))
+        dissect_midstream(tvb, pinfo, tree);
+    return consumed;
+}
+
+/// A connection whose bind was not captured: our own call table (DCE/RPC has no context to map).
+struct MidstreamState {
+    wmem_map_t* calls;  // call_id -> dcerpc_call_value (file scope)
+};
+
+/// Mid-stream KMS: on a connection handed to KMS-TCP (port preference or Decode As) whose bind was not
+/// captured, DCE/RPC cannot map the context id to the KMS interface and never calls the subdissector. Each
+/// complete request (opnum 0) or response PDU of the segment whose stub frames as a KMS message (the NDR is
+/// inferred from the stub; a response uses its request's) is dissected here instead, with a call table of
+/// our own for request/response matching.
+void dissect_midstream(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
+    const gint captured = tvb_captured_length(tvb);
+    if (captured < 16) return;
+    const gint len = captured < 65535 ? captured : 65535;
+    guint8* bytes = static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, 0, len));
+    conversation_t* conv = find_or_create_conversation(pinfo);
+    MidstreamState* ms = static_cast<MidstreamState*>(conversation_get_proto_data(conv, proto_kms));
+    gint off = 0;
+    while (off + 16 <= len) {
+        kmsdiss::PduView pv;
+        kmsdiss::parse_pdu_view(bytes + off, static_cast<std::size_t>(len - off), &pv);
+        if (!pv.ok || pv.frag_length == 0) break;
+        const gint pdu = off;
+        off += static_cast<gint>(pv.frag_length);
+        const bool is_request = pv.ptype == 0 && pv.opnum == 0 && pv.ndr != 0;
+        const bool is_response = pv.ptype == 2;
+        if (!is_request && !is_response) continue;
+        if (!ms) {
+            if (!is_request) continue;
+            ms = wmem_new0(wmem_file_scope(), MidstreamState);
+            ms->calls = wmem_map_new(wmem_file_scope(), g_direct_hash, g_direct_equal);
+            conversation_add_proto_data(conv, proto_kms, ms);
+        }
+        dcerpc_call_value* cv =
+            static_cast<dcerpc_call_value*>(wmem_map_lookup(ms->calls, GUINT_TO_POINTER(pv.call_id)));
+        if (is_request && !PINFO_FD_VISITED(pinfo)) {
+            cv = wmem_new0(wmem_file_scope(), dcerpc_call_value);
+            cv->req_frame = pinfo->num;
+            cv->req_time = pinfo->abs_ts;
+            cv->flags = pv.ndr == 64 ? DCERPC_IS_NDR64 : 0;
+            wmem_map_insert(ms->calls, GUINT_TO_POINTER(pv.call_id), cv);
+        }
+        if (is_response) {
+            if (cv && !PINFO_FD_VISITED(pinfo) && cv->rep_frame == 0) cv->rep_frame = pinfo->num;
+            if (!cv) {  // answer to a request that was not captured either
+                if (pv.ndr == 0) continue;
+                cv = wmem_new0(pinfo->pool, dcerpc_call_value);
+                cv->flags = pv.ndr == 64 ? DCERPC_IS_NDR64 : 0;
+            }
+        }
+        if (!cv) continue;
+        dcerpc_info di;
+        std::memset(&di, 0, sizeof di);
+        di.conv = conv;
+        di.call_id = pv.call_id;
+        di.ptype = pv.ptype;
+        di.call_data = cv;
+        guint8 drep[4] = {0x10, 0, 0, 0};
+        tvbuff_t* stub = tvb_new_subset_length(tvb, pdu + static_cast<gint>(pv.stub_offset),
+                                               static_cast<gint>(pv.stub_length));
+        proto_item* ti = proto_tree_add_item(tree, proto_kms, stub, 0, -1, ENC_NA);
+        proto_tree* kt = proto_item_add_subtree(ti, ett_kms);
+        expert_add_info(pinfo, ti, &ei_kms_midstream);
+        col_set_str(pinfo->cinfo, COL_PROTOCOL, "KMS");
+        if (is_request)
+            dissect_kms_request(stub, 0, pinfo, kt, &di, drep);
+        else
+            dissect_kms_response(stub, 0, pinfo, kt, &di, drep);
+    }
 }
 
 /// TCP heuristic: a bind offering the KMS interface makes the connection ours (we then hand every
@@ -789,6 +867,9 @@ void proto_register_kms() {
          {"kms.rpc_anomaly", PI_PROTOCOL, PI_WARN, "RPC framing a Windows client would reject", EXPFILL}},
         {&ei_kms_unverified,
          {"kms.unverified", PI_SEQUENCE, PI_NOTE, "Request not seen: exchange not verified", EXPFILL}},
+        {&ei_kms_midstream,
+         {"kms.midstream", PI_SEQUENCE, PI_NOTE, "Bind not captured: KMS decoded from the stub alone (NDR inferred)",
+          EXPFILL}},
         {&ei_kms_trailing,
          {"kms.trailing_bytes", PI_PROTOCOL, PI_NOTE, "Bytes after the KMS message in the stub", EXPFILL}},
     };

@@ -26,5 +26,20 @@ check "port preference" "10|;11|vlmcsd;12|;13|vlmcsd;14|;15|vlmcsd;" \
 # shellcheck disable=SC2086
 check "Decode As" "10|;11|vlmcsd;12|;13|vlmcsd;14|;15|vlmcsd;" \
   "$(run $nohe -d tcp.port==31688,kms_tcp -e frame.number -e kms.server_impl)"
-[ $status = 0 ] && echo "OK: decrypt preference, port preference and Decode As"
+# Mid-stream: the frames carrying bind, bind_ack, alter_context and alter_context_resp removed. DCE/RPC
+# alone cannot decode the calls; on the KMS port (preference) or with Decode As the plugin still does, with
+# NDR32 and NDR64 stubs, request/response matching and verification.
+drop=$("$tshark_kms" -r - -Y 'dcerpc.pkt_type == 11 || dcerpc.pkt_type == 12 || dcerpc.pkt_type == 14 || dcerpc.pkt_type == 15' \
+       -T fields -e frame.number < "$captures_dir/$c" 2>/dev/null | tr '\n' ' ')
+# shellcheck disable=SC2086
+editcap "$captures_dir/$c" "$KMS_WORK_DIR/midstream.pcapng" $drop
+c_orig=$c; captures_dir_orig=$captures_dir; captures_dir=$KMS_WORK_DIR; c=midstream.pcapng
+check "mid-stream, no port" "" "$(run -e frame.number)"
+want="6|TESTPC-W10.lab.example.net||||1;7||50|1|6|1;8|TESTPC-W10.lab.example.net||||1;9||50|1|8|1;10|TESTPC-W10.lab.example.net||||1;11||50|1|10|1;"
+check "mid-stream, port preference" "$want" "$(run -o kms.tcp.port:31688 -e frame.number -e kms.req.workstation \
+  -e kms.resp.count -e kms.valid -e kms.request_in -e kms.midstream)"
+check "mid-stream, Decode As" "$want" "$(run -d tcp.port==31688,kms_tcp -e frame.number -e kms.req.workstation \
+  -e kms.resp.count -e kms.valid -e kms.request_in -e kms.midstream)"
+c=$c_orig; captures_dir=$captures_dir_orig
+[ $status = 0 ] && echo "OK: decrypt preference, port preference, Decode As, mid-stream capture"
 exit $status
