@@ -3,7 +3,7 @@
 # byte errors with fixed seeds, snap-length truncations, chopped packet ends, the bind removed) must exit 0
 # without a crash or a dissector bug (the wrapper sets WIRESHARK_ABORT_ON_DISSECTOR_BUG). Bounded: per
 # setting the mutated captures are concatenated into one file and dissected by one tshark run, with the
-# full tree (-V), both passes (-2) on every other run, and the statistics taps.
+# full tree (-V), both passes (-2) and Decode As of port 31688 on every other run, and the statistics taps.
 # KMS_ROBUSTNESS_SEEDS (default "1 2 3") and KMS_ROBUSTNESS_PROBS (default "0.002 0.01 0.05") bound the run.
 set -eu
 . "$(cd "$(dirname "$0")" && pwd)/common.sh"
@@ -13,7 +13,7 @@ dir=$KMS_WORK_DIR/robustness
 rm -rf "$dir"; mkdir -p "$dir"
 settings=""
 for p in $probs; do for s in $seeds; do settings="$settings E:$p:$s"; done; done
-settings="$settings s:80 s:150 s:250 s:320 C:-7 C:-60 nobind"
+settings="$settings s:80 s:150 s:250 s:320 C:-7 C:-60 nobind nobind nobindE:0.01:7"
 status=0; runs=0; frames=0; i=0
 for setting in $settings; do
   i=$((i + 1))
@@ -25,11 +25,16 @@ for setting in $settings; do
            editcap -F pcapng -E "$p" --seed "$s" -o 40 "$captures_dir/$c" "$out" >/dev/null 2>&1 ;;
       s:*) editcap -F pcapng -s "${setting#s:}" "$captures_dir/$c" "$out" >/dev/null 2>&1 ;;
       C:*) editcap -F pcapng -C "${setting#C:}" "$captures_dir/$c" "$out" >/dev/null 2>&1 ;;
-      nobind) # drop the frames that carry the bind / bind_ack / alter_context (mid-stream capture)
+      nobind*) # drop the frames that carry the bind / bind_ack / alter_context (mid-stream capture)
            frames_to_drop=$("$tshark_kms" -r - -Y 'dcerpc.pkt_type == 11 || dcerpc.pkt_type == 12 || dcerpc.pkt_type == 14 || dcerpc.pkt_type == 15' -T fields -e frame.number \
                             < "$captures_dir/$c" 2>/dev/null | tr '\n' ' ')
            # shellcheck disable=SC2086
-           editcap -F pcapng "$captures_dir/$c" "$out" $frames_to_drop >/dev/null 2>&1 ;;
+           editcap -F pcapng "$captures_dir/$c" "$out" $frames_to_drop >/dev/null 2>&1
+           case $setting in nobindE:*)  # ... then random byte errors (the mid-stream decoder's input)
+             p=${setting#nobindE:}; p=${p%:*}; s=${setting##*:}
+             mv "$out" "$out.tmp"; editcap -F pcapng -E "$p" --seed "$s" -o 40 "$out.tmp" "$out" >/dev/null 2>&1
+             rm -f "$out.tmp" ;;
+           esac ;;
     esac
     parts="$parts $out"
   done
@@ -40,7 +45,10 @@ for setting in $settings; do
     # Two passes need a seekable file, readable by the user tshark-kms runs as (nobody when root).
     ro=$(mktemp -d /tmp/kms-robustness.XXXXXX); chmod 755 "$ro"; cp "$dir/$i.pcapng" "$ro/in.pcapng"
     chmod 644 "$ro/in.pcapng"
-    "$tshark_kms" -r "$ro/in.pcapng" -2 -V -z kms,tree -z kms,clients > "$dir/$i.out" 2> "$dir/$i.err" || rc=$?
+    # ... and the vlmcsd captures' server port through Decode As: the port path and, for "nobind", the
+    # mid-stream decoder get the mutated bytes too.
+    "$tshark_kms" -r "$ro/in.pcapng" -2 -d tcp.port==31688,kms_tcp -V -z kms,tree -z kms,clients \
+      > "$dir/$i.out" 2> "$dir/$i.err" || rc=$?
     rm -rf "$ro"
   else
     "$tshark_kms" -r - -V -z kms,tree -z kms,clients < "$dir/$i.pcapng" > "$dir/$i.out" 2> "$dir/$i.err" || rc=$?
