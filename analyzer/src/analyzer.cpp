@@ -198,6 +198,8 @@ std::optional<Filter> parse_filter(const std::string& text, std::string& error) 
 // Per-connection state kept by the analyzer while the connection is open.
 struct Analyzer::ConnState {
     std::vector<std::string> diagnostics;  // stream-level, not yet attached to an exchange
+    std::string client, server, client_address;
+    ServerFingerprint* fp = nullptr;  // of this connection's server
     std::uint64_t exchanges = 0;
     bool answered = false;  // a KMS response, HRESULT or fault came back
 };
@@ -236,9 +238,64 @@ struct Analyzer::Summary {
 Analyzer::Analyzer(Options options, const ProductTable& products, std::FILE* out)
     : opt_(std::move(options)), products_(products), out_(out) {
     if (opt_.summary) summary_ = std::make_unique<Summary>();
+    thread_ = std::thread([this] { worker(); });
 }
 
-Analyzer::~Analyzer() = default;
+Analyzer::~Analyzer() {
+    drain();
+    {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+}
+
+void Analyzer::push(Item&& item) {
+    batch_.push_back(std::move(item));
+    if (batch_.size() >= 256) submit();
+}
+
+void Analyzer::submit() {
+    if (batch_.empty()) return;
+    std::unique_lock lock(mu_);
+    idle_.wait(lock, [&] { return queue_.size() < 64; });  // bounded: the output thread keeps up
+    queue_.push_back(std::move(batch_));
+    batch_ = {};
+    lock.unlock();
+    wake_.notify_one();
+}
+
+void Analyzer::drain() {
+    submit();
+    std::unique_lock lock(mu_);
+    idle_.wait(lock, [&] { return queue_.empty() && !busy_; });
+}
+
+void Analyzer::worker() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+        wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping
+        std::vector<Item> items = std::move(queue_.front());
+        queue_.pop_front();
+        busy_ = true;
+        lock.unlock();
+        idle_.notify_all();
+        for (auto& item : items) consume(item);
+        lock.lock();
+        busy_ = false;
+        idle_.notify_all();
+    }
+}
+
+void Analyzer::consume(Item& item) {
+    if (item.exchange) return consume_exchange(*item.exchange);
+    if (!passes(item.record)) return;
+    emit(item.record);
+    if (summary_ && item.counts_dns) ++summary_->dns;
+    if (summary_ && item.counts_unanswered) ++summary_->unanswered_connections;
+}
 
 bool Analyzer::passes(const Json& r) const {
     const std::string kind = r["kind"].get<std::string>();
@@ -348,16 +405,16 @@ void Analyzer::emit(const Json& r) {
     }
 }
 
-Json Analyzer::exchange_record(const std::string& file, const capture::TcpConnection& c, const Exchange& x,
-                               std::vector<std::string> extra) {
+Json Analyzer::exchange_record(const ExchangeItem& item) {
+    const Exchange& x = item.x;
     Json r;
     r["kind"] = "exchange";
-    FileTime t = x.request_time.value_or(x.response_time.value_or(c.first_seen));
+    FileTime t = x.request_time.value_or(x.response_time.value_or(item.first_seen));
     r["ts"] = t.to_iso8601();
-    r["file"] = file;
-    r["stream"] = c.index - 1;
-    r["client"] = c.client.to_string();
-    r["server"] = c.server.to_string();
+    r["file"] = *item.file;
+    r["stream"] = item.stream;
+    r["client"] = item.client;
+    r["server"] = item.server;
     r["call_id"] = x.call_id;
     r["ndr"] = x.ndr ? Json(*x.ndr == rpc::Ndr::Ndr64 ? "64" : "32") : Json(nullptr);
     std::optional<kms::Version> v = x.request ? std::optional(x.request->version) : x.request_version;
@@ -423,12 +480,11 @@ Json Analyzer::exchange_record(const std::string& file, const capture::TcpConnec
     Json checks = Json::array();
     for (auto chk : x.verdict.failed) checks.push_back(std::string(kms::check_name(chk)));
     r["verdict"] = Json{{"ok", x.ok()}, {"outcome", outcome_name(x.outcome)}, {"failed_checks", std::move(checks)}};
-    auto fp = fingerprints_.find(c.server.to_string());
-    r["server_impl"] = server_impl_name(fp == fingerprints_.end() ? ServerImpl::Unknown : fp->second.verdict());
+    r["server_impl"] = server_impl_name(item.impl);
     if (auto ms = x.latency_ms()) r["latency_ms"] = std::round(*ms * 1000.0) / 1000.0;
     else r["latency_ms"] = nullptr;
     Json diags = Json::array();
-    for (auto& d : extra) diags.push_back(std::move(d));
+    for (const auto& d : item.extra) diags.push_back(d);
     if (x.request_error) diags.push_back("request: " + *x.request_error);
     if (x.response_error) diags.push_back("response: " + *x.response_error);
     for (const auto& d : x.diagnostics) diags.push_back(d);
@@ -439,7 +495,8 @@ Json Analyzer::exchange_record(const std::string& file, const capture::TcpConnec
 void Analyzer::on_events(const std::string& file, const capture::TcpConnection& c, std::vector<Event>&& events) {
     if (!c.conversation.is_kms()) return;  // other DCE/RPC, or not DCE/RPC at all
     ConnState& st = conns_[c.index];
-    auto& fp = fingerprints_[c.server.to_string()];
+    if (!st.fp) st.fp = &fingerprints_[c.server.to_string()];
+    ServerFingerprint& fp = *st.fp;
     seen_kms_ports_.insert(c.server.port);
     for (auto& e : events) {
         fp.observe(e);
@@ -448,58 +505,78 @@ void Analyzer::on_events(const std::string& file, const capture::TcpConnection& 
                                      std::to_string(d->stream_offset) + ": " + d->message);
             continue;
         }
-        const auto* x = std::get_if<Exchange>(&e);
+        auto* x = std::get_if<Exchange>(&e);
         if (!x) continue;
         ++st.exchanges;
         if (x->outcome != Outcome::NoResponse) st.answered = true;
-        std::vector<std::string> extra;
-        extra.swap(st.diagnostics);
-        Json r = exchange_record(file, c, *x, std::move(extra));
-        if (!passes(r)) continue;
-        ++totals_.exchanges;
-        const bool ok = r["verdict"]["ok"].get<bool>();
-        ++(ok ? totals_.ok : totals_.not_ok);
-        emit(r);
-        if (summary_) {
-            Summary& s = *summary_;
-            const std::string version = str_or(r["version"]);
-            auto count = [&](Summary::Counter& k) {
-                ++k.requests;
-                ++(ok ? k.ok : k.failed);
-                if (x->request) ++k.by_status[r["request"]["license_status_name"].get<std::string>()];
-                k.versions.insert(version);
-            };
-            FileTime t = x->request_time.value_or(x->response_time.value_or(c.last_seen));
-            s.latest = std::max(s.latest, t);
-            const std::string client = c.client.address_string();
-            auto& cl = s.clients[client];
-            count(cl.c);
-            cl.servers.insert(c.server.to_string());
-            auto& sv = s.servers[c.server.to_string()];
-            count(sv.c);
-            if (x->response) {
-                sv.epids.insert(x->response->base.epid);
-                if (x->response->hwid) sv.hwids.insert(x->response->hwid->to_string());
-                sv.counts.insert(x->response->base.count);
-            }
-            if (!ok) {
-                std::string why = outcome_name(x->outcome);
-                for (const auto& chk : r["verdict"]["failed_checks"]) why = chk.get<std::string>();
-                ++s.failures[why];
-            }
-            if (x->request) {
-                const auto& b = x->request->base;
-                cl.workstations.insert(b.workstation());
-                cl.cmids.insert(b.cmid.to_string());
-                const std::string product = products_.name_or_guid(b.sku_id);
-                cl.products.insert(product);
-                count(s.products[product]);
-                auto& k = s.kms_ids[b.kms_id.to_string()];
-                count(k.c);
-                k.n_policy = std::max(k.n_policy, b.n_policy);
-                k.products.insert(product);
-                if (x->request->version.supported()) s.cmids.touch(b.kms_id, b.cmid, t);
-            }
+        Item item;
+        item.exchange.emplace();
+        ExchangeItem& xi = *item.exchange;
+        xi.extra.swap(st.diagnostics);
+        xi.file = &file;
+        xi.stream = c.index - 1;
+        if (st.client.empty()) {
+            st.client = c.client.to_string();
+            st.server = c.server.to_string();
+            st.client_address = c.client.address_string();
+        }
+        xi.client = st.client;
+        xi.server = st.server;
+        xi.client_address = st.client_address;
+        xi.first_seen = c.first_seen;
+        xi.last_seen = c.last_seen;
+        xi.impl = fp.verdict();
+        xi.x = std::move(*x);
+        push(std::move(item));
+    }
+}
+
+void Analyzer::consume_exchange(ExchangeItem& item) {
+    const Exchange* x = &item.x;
+    Json r = exchange_record(item);
+    if (!passes(r)) return;
+    ++totals_.exchanges;
+    const bool ok = r["verdict"]["ok"].get<bool>();
+    ++(ok ? totals_.ok : totals_.not_ok);
+    emit(r);
+    if (summary_) {
+        Summary& s = *summary_;
+        const std::string version = str_or(r["version"]);
+        auto count = [&](Summary::Counter& k) {
+            ++k.requests;
+            ++(ok ? k.ok : k.failed);
+            if (x->request) ++k.by_status[r["request"]["license_status_name"].get<std::string>()];
+            k.versions.insert(version);
+        };
+        FileTime t = x->request_time.value_or(x->response_time.value_or(item.last_seen));
+        s.latest = std::max(s.latest, t);
+        auto& cl = s.clients[item.client_address];
+        count(cl.c);
+        cl.servers.insert(item.server);
+        auto& sv = s.servers[item.server];
+        count(sv.c);
+        if (x->response) {
+            sv.epids.insert(x->response->base.epid);
+            if (x->response->hwid) sv.hwids.insert(x->response->hwid->to_string());
+            sv.counts.insert(x->response->base.count);
+        }
+        if (!ok) {
+            std::string why = outcome_name(x->outcome);
+            for (const auto& chk : r["verdict"]["failed_checks"]) why = chk.get<std::string>();
+            ++s.failures[why];
+        }
+        if (x->request) {
+            const auto& b = x->request->base;
+            cl.workstations.insert(b.workstation());
+            cl.cmids.insert(b.cmid.to_string());
+            const std::string product = products_.name_or_guid(b.sku_id);
+            cl.products.insert(product);
+            count(s.products[product]);
+            auto& k = s.kms_ids[b.kms_id.to_string()];
+            count(k.c);
+            k.n_policy = std::max(k.n_policy, b.n_policy);
+            k.products.insert(product);
+            if (x->request->version.supported()) s.cmids.touch(b.kms_id, b.cmid, t);
         }
     }
 }
@@ -532,15 +609,13 @@ void Analyzer::on_end(const std::string& file, const capture::TcpConnection& c) 
         if (!st.answered && st.exchanges == 0) diags.push_back("no KMS request was answered: " + state_sentence(state));
         for (auto& d : st.diagnostics) diags.push_back(std::move(d));
         r["diagnostics"] = std::move(diags);
-        if (passes(r)) emit(r);
-        if (summary_ && !st.answered) ++summary_->unanswered_connections;
+        push(Item{std::nullopt, std::move(r), false, !st.answered});
         return;
     }
     diags.push_back(state_sentence(state));
     r["diagnostics"] = std::move(diags);
     if (opt_.kms_ports.count(c.server.port) || seen_kms_ports_.count(c.server.port)) {
-        if (passes(r)) emit(r);
-        if (summary_) ++summary_->unanswered_connections;
+        push(Item{std::nullopt, std::move(r), false, true});
     } else if (candidates_.size() < 100000) {
         candidates_.emplace_back(c.server.port, std::move(r));  // decided at the end of the file
     }
@@ -566,9 +641,7 @@ void Analyzer::on_udp(const std::string& file, const capture::UdpDatagram& d) {
         answers.push_back(Json{{"target", a.target}, {"port", a.port}, {"priority", a.priority},
                                {"weight", a.weight}, {"ttl", a.ttl}});
     r["answers"] = std::move(answers);
-    if (!passes(r)) return;
-    emit(r);
-    if (summary_) ++summary_->dns;
+    push(Item{std::nullopt, std::move(r), true, false});
 }
 
 bool Analyzer::run(const std::string& path) {
@@ -598,22 +671,21 @@ bool Analyzer::run(const std::string& path) {
         if (!ok) std::fprintf(stderr, "kms-analyze: %s\n", source.error().c_str());
         split.finish();
         for (auto& [port, r] : candidates_)
-            if (seen_kms_ports_.count(port)) {
-                if (passes(r)) emit(r);
-                if (summary_) ++summary_->unanswered_connections;
-            }
+            if (seen_kms_ports_.count(port)) push(Item{std::nullopt, std::move(r), false, true});
         candidates_.clear();
         conns_.clear();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "kms-analyze: %s\n", e.what());
         ok = false;
     }
+    drain();  // this file's records are out before the next file (and before its errors)
     std::fflush(out_);
     if (!ok) ++totals_.bad_files;
     return ok;
 }
 
 void Analyzer::finish() {
+    drain();
     if (opt_.format == Format::Table)
         std::fprintf(out_, "%llu exchanges, %llu ok, %llu not ok\n", static_cast<unsigned long long>(totals_.exchanges),
                      static_cast<unsigned long long>(totals_.ok), static_cast<unsigned long long>(totals_.not_ok));

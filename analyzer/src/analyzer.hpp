@@ -4,8 +4,12 @@
 // connections that were never answered are records too. Everything above TCP is the core's.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -63,13 +67,34 @@ public:
 private:
     struct ConnState;
     struct Summary;
+    // What the output thread needs to turn an exchange into a record.
+    struct ExchangeItem {
+        const std::string* file = nullptr;
+        std::uint64_t stream = 0;
+        std::string client, server, client_address;
+        FileTime first_seen, last_seen;
+        Exchange x;
+        std::vector<std::string> extra;
+        ServerImpl impl = ServerImpl::Unknown;
+    };
+    // One unit of work for the output thread: an exchange, or a finished record (dns, connection).
+    struct Item {
+        std::optional<ExchangeItem> exchange;
+        Json record;
+        bool counts_dns = false, counts_unanswered = false;
+    };
+    void push(Item&& item);
+    void submit();
+    void drain();
+    void worker();
+    void consume(Item& item);
+    void consume_exchange(ExchangeItem& item);
     void on_events(const std::string& file, const capture::TcpConnection& c, std::vector<Event>&& events);
     void on_end(const std::string& file, const capture::TcpConnection& c);
     void on_udp(const std::string& file, const capture::UdpDatagram& d);
     void emit(const Json& record);
     bool passes(const Json& record) const;
-    Json exchange_record(const std::string& file, const capture::TcpConnection& c, const Exchange& x,
-                         std::vector<std::string> extra_diagnostics);
+    Json exchange_record(const ExchangeItem& item);
 
     Options opt_;
     const ProductTable& products_;
@@ -81,6 +106,14 @@ private:
     std::set<std::uint16_t> seen_kms_ports_;
     std::vector<std::pair<std::uint16_t, Json>> candidates_;  // unanswered connections on ports not yet known to be KMS
     std::unique_ptr<Summary> summary_;
+
+    // Records are built, filtered and printed on an output thread, in the order they were pushed.
+    std::vector<Item> batch_;
+    std::deque<std::vector<Item>> queue_;
+    std::mutex mu_;
+    std::condition_variable wake_, idle_;
+    bool busy_ = false, stop_ = false;
+    std::thread thread_;
 };
 
 }  // namespace kmscope::analyzer

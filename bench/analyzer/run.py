@@ -2,6 +2,7 @@
 """kms-analyze throughput and memory on large generated captures, against tshark with the kms plugin.
 
 usage: run.py KMS_ANALYZE [--plugin KMS_SO] [--sizes 1024,4096] [--tshark-size 1024] [--dir /tmp] [--keep]
+             [--kms-share 0.1]
 
 For each size (MB): builds the capture with gen_capture.py, reads it once to have it in the page cache,
 runs `kms-analyze --format json FILE` (output to a file) and, for --tshark-size, runs
@@ -19,6 +20,7 @@ ap.add_argument('--sizes', default='1024,4096')
 ap.add_argument('--tshark-size', type=int, default=1024)
 ap.add_argument('--dir', default='/tmp')
 ap.add_argument('--keep', action='store_true')
+ap.add_argument('--kms-share', default='0.1', help='fraction of the bytes in KMS sessions (gen_capture.py)')
 args = ap.parse_args()
 
 def timed(cmd, stdin=None, stdout=None, env=None):
@@ -42,7 +44,8 @@ for size in [int(s) for s in args.sizes.split(',')]:
     cap = os.path.join(args.dir, 'kms-bench-%d.pcap' % size)
     out = os.path.join(args.dir, 'kms-bench-%d.jsonl' % size)
     t0 = time.monotonic()
-    gen = subprocess.run([sys.executable, os.path.join(HERE, 'gen_capture.py'), cap, str(size)],
+    gen = subprocess.run([sys.executable, os.path.join(HERE, 'gen_capture.py'), cap, str(size),
+                          '--kms-share', args.kms_share],
                          capture_output=True, check=True).stdout.decode().strip()
     gen_s = time.monotonic() - t0
     mb = os.path.getsize(cap) / 1e6
@@ -55,7 +58,7 @@ for size in [int(s) for s in args.sizes.split(',')]:
             if line.startswith('{"kind":"exchange"'):
                 ex += 1
                 ok += '"verdict":{"ok":true' in line
-    row = {'size_mb': mb, 'gen': gen, 'gen_s': gen_s, 'wall_s': wall, 'cpu_s': cpu, 'mb_s': mb / wall,
+    row = {'kms_share': args.kms_share, 'size_mb': mb, 'gen': gen, 'gen_s': gen_s, 'wall_s': wall, 'cpu_s': cpu, 'mb_s': mb / wall,
            'exchanges': ex, 'ok': ok, 'verified_per_s': ex / wall, 'rss_mib': rss}
     if size == args.tshark_size:
         tsv = os.path.join(args.dir, 'kms-bench-%d.tsv' % size)
