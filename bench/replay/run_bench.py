@@ -54,8 +54,11 @@ def cpu_seconds(pid):
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+CLIENT_PREFIX = []
+
+
 def send(kms, cap, port, concurrency, duration, rate=None):
-    cmd = [kms, "send", cap, "--to", f"127.0.0.1:{port}", "--concurrency", str(concurrency), "--duration",
+    cmd = CLIENT_PREFIX + [kms, "send", cap, "--to", f"127.0.0.1:{port}", "--concurrency", str(concurrency), "--duration",
            str(duration), "--timeout", "5", "--quiet", "--json"]
     if rate:
         cmd += ["--rate", str(rate)]
@@ -71,7 +74,12 @@ def main():
     ap.add_argument("--python", default="/usr/bin/python3", help="interpreter for py-kms")
     ap.add_argument("--duration", type=float, default=5)
     ap.add_argument("--threads", type=int, default=1, help="kms-replay serve --threads")
+    ap.add_argument("--server-cpus", help="taskset CPU list for the servers, e.g. 0")
+    ap.add_argument("--client-cpus", help="taskset CPU list for the load generator, e.g. 1")
     a = ap.parse_args()
+    server_prefix = ["taskset", "-c", a.server_cpus] if a.server_cpus else []
+    if a.client_cpus:
+        CLIENT_PREFIX[:] = ["taskset", "-c", a.client_cpus]
 
     servers = []
     port = free_port()
@@ -90,7 +98,7 @@ def main():
 
     results = {}
     for name, port, cmd, cwd, loads in servers:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(server_prefix + cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_port(port, proc)
             for load in loads:
