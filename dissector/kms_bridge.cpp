@@ -32,12 +32,20 @@ TimeView time_view(FileTime t) {
     return TimeView{secs, static_cast<gint32>((t.ticks - whole) * 100)};
 }
 
-GuidView guid_view(wmem_allocator_t* scope, const Guid& g) {
+/// A product GUID with its name from the built-in table (the GUID text when unknown).
+GuidView product_view(wmem_allocator_t* scope, const Guid& g) {
     GuidView v{};
     std::memcpy(v.wire, g.wire.data(), 16);
-    const ProductTable& table = ProductTable::builtin();
-    v.known = table.find(g) != nullptr;
-    v.name = dup(scope, table.name_or_guid(g));
+    const ProductInfo* info = ProductTable::builtin().find(g);
+    v.known = info != nullptr;
+    v.name = info ? info->name.c_str() : dup(scope, g.to_string());  // table rows live as long as the process
+    return v;
+}
+
+/// A GUID that names no product (CMIDs).
+GuidView plain_view(const Guid& g) {
+    GuidView v{};
+    std::memcpy(v.wire, g.wire.data(), 16);
     return v;
 }
 
@@ -85,11 +93,11 @@ void fill_request(wmem_allocator_t* scope, const kms::DecodedRequest& q, Request
     out->binding_expiration = b.binding_expiration;
     out->n_policy = b.n_policy;
     out->license_status_name = dup(scope, license_status_name(b.license_status));
-    out->app = guid_view(scope, b.app_id);
-    out->sku = guid_view(scope, b.sku_id);
-    out->kms = guid_view(scope, b.kms_id);
-    out->cmid = guid_view(scope, b.cmid);
-    out->previous_cmid = guid_view(scope, b.previous_cmid);
+    out->app = product_view(scope, b.app_id);
+    out->sku = product_view(scope, b.sku_id);
+    out->kms = product_view(scope, b.kms_id);
+    out->cmid = plain_view(b.cmid);
+    out->previous_cmid = plain_view(b.previous_cmid);
     out->client_time = time_view(b.client_time);
     out->workstation = dup(scope, b.workstation());
     out->cmid_text = dup(scope, b.cmid.to_string());

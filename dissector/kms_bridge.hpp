@@ -20,7 +20,7 @@ inline constexpr int kMaxItems = 16;
 /// A GUID field with its product-table name.
 struct GuidView {
     guint8 wire[16];
-    const char* name;  // product name, or the GUID text when unknown
+    const char* name;  // product name, or the GUID text when unknown (NULL for GUIDs that name no product)
     bool known;
 };
 
