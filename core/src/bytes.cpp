@@ -87,7 +87,11 @@ constexpr std::int64_t kTicksPerSecond = 10000000;
 }  // namespace
 
 FileTime FileTime::from_unix(std::int64_t unix_seconds) {
-    return FileTime{static_cast<std::uint64_t>((unix_seconds + kFileTimeEpochOffset) * kTicksPerSecond)};
+    // Saturates instead of overflowing: capture files can carry any 64-bit time stamp.
+    constexpr std::int64_t kMaxSeconds = static_cast<std::int64_t>(UINT64_MAX / kTicksPerSecond) - kFileTimeEpochOffset;
+    if (unix_seconds <= -kFileTimeEpochOffset) return FileTime{0};
+    if (unix_seconds >= kMaxSeconds) return FileTime{UINT64_MAX};
+    return FileTime{static_cast<std::uint64_t>(unix_seconds + kFileTimeEpochOffset) * kTicksPerSecond};
 }
 
 std::int64_t FileTime::unix_seconds() const {

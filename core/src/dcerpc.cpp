@@ -1,5 +1,7 @@
 #include "kmscope/dcerpc.hpp"
 
+#include <stdexcept>
+
 namespace kmscope::rpc {
 
 std::string pdu_type_name(std::uint8_t ptype) {
@@ -280,6 +282,8 @@ void write_header(Writer& w, PduType ptype, std::uint8_t flags, std::uint32_t ca
 }
 
 Bytes finish(Writer& w) {
+    if (w.size() > 0xFFFF)
+        throw std::length_error("DCE/RPC PDU of " + std::to_string(w.size()) + " bytes exceeds 65535");
     w.patch_u16le(8, static_cast<std::uint16_t>(w.size()));
     return w.take();
 }

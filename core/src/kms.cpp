@@ -414,19 +414,19 @@ Bytes build_response_message(const DecodedRequest& q, const ResponseFields& f, c
     base.activation_interval = f.activation_interval;
     base.renewal_interval = f.renewal_interval;
     Writer w;
-    if (q.version.major == 4) {
+    if (q.version.major <= 4) {
         write_base_response(w, base);
         auto mac = crypto::v4_mac(w.buffer());
         w.bytes(mac);
         return w.take();
     }
-    const auto& c = cipher(q.version);
+    const auto& c = cipher_for_building(q.version);
     Writer body;
     write_base_response(body, base);
     body.bytes(xor_blocks(rnd.s, q.x));
     body.bytes(crypto::sha256(rnd.s));
     Block iv_r = q.iv;
-    if (q.version.major == 6) {
+    if (q.version.major >= 6) {
         iv_r = rnd.iv;
         body.bytes(f.hwid.bytes);
         body.bytes(q.x);
@@ -447,7 +447,7 @@ Bytes build_response_message(const DecodedRequest& q, const ResponseFields& f, c
 Bytes build_response_message(const DecodedRequest& q, const ResponseFields& f, RandomSource& rng) {
     ResponseRandom rnd;
     if (q.version.major >= 5) rng.fill(rnd.s);
-    if (q.version.major == 6) {
+    if (q.version.major >= 6) {
         do rng.fill(rnd.iv);
         while (rnd.iv == q.iv);
     }

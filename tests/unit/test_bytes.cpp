@@ -66,6 +66,12 @@ TEST(FileTime, ConversionsAndIso) {
     EXPECT_EQ(FileTime::from_unix(1624155574).to_iso8601(), "2021-06-20T02:19:34Z");
     EXPECT_EQ(FileTime{0}.to_iso8601(), "1601-01-01T00:00:00Z");
     EXPECT_FALSE(FileTime{UINT64_MAX}.to_iso8601().empty());  // far future still prints
+    // Out-of-range Unix times saturate (pcapng time stamps are 64-bit and attacker-controlled).
+    EXPECT_EQ(FileTime::from_unix(INT64_MAX).ticks, UINT64_MAX);
+    EXPECT_EQ(FileTime::from_unix(18458388547309).ticks, UINT64_MAX);
+    EXPECT_EQ(FileTime::from_unix(INT64_MIN).ticks, 0u);
+    EXPECT_EQ(FileTime::from_unix(-11644473600).ticks, 0u);
+    EXPECT_EQ(FileTime::from_unix(-11644473599).ticks, 10000000u);
 }
 
 TEST(Utf16, RoundTripsAndRepairs) {

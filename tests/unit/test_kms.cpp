@@ -212,6 +212,9 @@ TEST(KmsWire, UnsupportedVersionDecodesButFailsTheVersionCheck) {
     ASSERT_EQ(v.failed.size(), 1u);
     EXPECT_EQ(v.failed[0], kms::Check::Version);
     EXPECT_FALSE(kms::decode_response(msg));  // responses of unknown versions are not guessed at
+    // Building an answer for it (which servers refuse to do) does not throw either.
+    EXPECT_EQ(kms::build_response_message(*q, kms::ResponseFields{"x", 1}, kms::ResponseRandom{}).size(),
+              kms::expected_response_size({6, 0}, 4));  // built with the v6 envelope
 }
 
 TEST(KmsWire, ShortMessagesAreErrorsNamingTheField) {

@@ -74,7 +74,7 @@ struct GuidHash {
 struct FileTime {
     std::uint64_t ticks = 0;
 
-    /// Converts Unix seconds to FILETIME.
+    /// Converts Unix seconds to FILETIME (saturating at 1601-01-01 and at the largest FILETIME).
     static FileTime from_unix(std::int64_t unix_seconds);
     /// Seconds since 1970 (floor), possibly negative for pre-1970 values.
     std::int64_t unix_seconds() const;

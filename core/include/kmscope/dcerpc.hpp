@@ -172,6 +172,8 @@ Result<Header> parse_header(ByteView bytes, std::size_t base_offset = 0, const L
 /// Parses one complete PDU (exactly frag_length bytes). Unknown PTYPEs yield a monostate body.
 Result<Pdu> parse_pdu(ByteView bytes, std::size_t base_offset = 0, const Limits& limits = {});
 
+// Builders throw std::length_error when the PDU would not fit the 16-bit frag_length.
+
 /// Builds bind (ptype Bind) or alter_context (ptype AlterContext).
 Bytes build_bind(PduType ptype, std::uint8_t flags, std::uint32_t call_id, const BindBody& body);
 /// Builds bind_ack or alter_context_resp; `pad_fill` is the byte used for alignment padding.
