@@ -76,7 +76,8 @@ for size in [int(s) for s in args.sizes.split(',')]:
             twall, trss, tcpu = timed(cmd, stdin=i, stdout=o, env=env)
         with open(tsv) as f:
             trows = sum(1 for _ in f)
-        row.update({'tshark': 'plugin' if args.plugin else 'dcerpc only', 'tshark_wall_s': twall,
+        row.update({'tshark': 'plugin' if args.plugin else 'dcerpc only', 'tshark_wall_s': twall, 'tshark_cpu_s': tcpu,
+                    'cpu_ratio': tcpu / cpu,
                     'tshark_mb_s': mb / twall, 'tshark_rows': trows, 'tshark_rss_mib': trss,
                     'ratio': twall / wall})
         if not args.keep:
@@ -88,10 +89,12 @@ for size in [int(s) for s in args.sizes.split(',')]:
         os.unlink(out)
 
 print()
-print('| capture | kms-analyze | MB/s | exchanges (ok) | verified exchanges/s | peak RSS | tshark | tshark MB/s | tshark RSS | ratio |')
+print('| capture (KMS share) | kms-analyze wall (CPU) | MB/s | exchanges (ok) | verified exchanges/s | peak RSS | tshark wall (CPU) | tshark MB/s | tshark RSS | ratio wall (CPU) |')
 print('|---|---|---|---|---|---|---|---|---|---|')
 for r in rows:
-    t = ('%.1f s (%s, %d rows)' % (r['tshark_wall_s'], r['tshark'], r['tshark_rows']), '%.2f' % r['tshark_mb_s'],
-         '%.0f MiB' % r['tshark_rss_mib'], '%.0fx' % r['ratio']) if 'tshark_wall_s' in r else ('-', '-', '-', '-')
-    print('| %.0f MB | %.2f s | %.0f | %d (%d) | %.0f | %.1f MiB | %s | %s | %s | %s |' %
-          (r['size_mb'], r['wall_s'], r['mb_s'], r['exchanges'], r['ok'], r['verified_per_s'], r['rss_mib'], *t))
+    t = ('%.1f s (%.1f s; %s, %d rows)' % (r['tshark_wall_s'], r['tshark_cpu_s'], r['tshark'], r['tshark_rows']),
+         '%.2f' % r['tshark_mb_s'], '%.0f MiB' % r['tshark_rss_mib'], '%.0fx (%.0fx)' % (r['ratio'], r['cpu_ratio'])) \
+        if 'tshark_wall_s' in r else ('-', '-', '-', '-')
+    print('| %.0f MB (%s) | %.2f s (%.2f s) | %.0f | %d (%d) | %.0f | %.1f MiB | %s | %s | %s | %s |' %
+          (r['size_mb'], r['kms_share'], r['wall_s'], r['cpu_s'], r['mb_s'], r['exchanges'], r['ok'], r['verified_per_s'],
+           r['rss_mib'], *t))

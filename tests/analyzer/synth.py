@@ -11,7 +11,7 @@ loopback, IPv6 with an extension header, a non-standard port with no handshake. 
 query and answer, a SYN never answered and one refused. Input: gzip, standard input, a truncated file,
 an unsupported link type. Options: --filter, --strict, --format csv, --summary, --max-connections.
 """
-import gzip, io, itertools, json, os, struct, subprocess, sys, tempfile
+import gzip, io, itertools, json, os, shutil, struct, subprocess, sys, tempfile
 
 ANALYZER, CAPTURES = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 KEEP = sys.argv[sys.argv.index('--keep') + 1] if '--keep' in sys.argv else None
@@ -437,6 +437,14 @@ def case_inputs():
     bad = write_pcap(path('user0.pcap'), pkts, 'eth', link_override=147)
     p = analyze(bad, src, expect_rc=2)
     check('unsupported link type 147' in p.stderr.decode() and bad in p.stderr.decode(), 'unsupported link type: %r' % p.stderr.decode())
+    # The progress line: on a terminal only (script gives the analyzer one), never in a pipe.
+    check(analyze(src).stderr == b'', 'no progress output when stderr is not a terminal')
+    if shutil.which('script'):
+        big = path('progress.pcap')
+        write_pcap(big, session(name) * 12000)  # enough packets for the progress line to be drawn
+        ts = path('typescript')
+        subprocess.run(['script', '-qc', '%s %s > /dev/null' % (ANALYZER, big), ts], capture_output=True)
+        check('%' in open(ts, errors='replace').read(), 'progress line on a terminal')
     p = analyze(path('does-not-exist.pcap'), expect_rc=2)
     check('does-not-exist.pcap' in p.stderr.decode(), 'missing file named')
     notpcap = path('not-a-capture.txt')
