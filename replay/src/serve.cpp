@@ -160,7 +160,7 @@ void Worker::on_accept(int lfd) {
         c->sc = std::make_unique<server::ServerConnection>(srv->ctx, group, local.port());
         c->deadline_ns = mono_ns() + srv->idle_ns;
         c->worker = this;
-        c->events = EPOLLIN | EPOLLRDHUP;
+        c->events = EPOLLIN;
         epoll_event ev{};
         ev.events = c->events;
         ev.data.ptr = c.get();
@@ -176,7 +176,7 @@ void Worker::on_accept(int lfd) {
 
 void Worker::update_events(Conn* c) {
     bool pending = c->out_pos < c->out.size();
-    std::uint32_t ev = EPOLLRDHUP;  // EPOLLHUP and EPOLLERR are always reported
+    std::uint32_t ev = 0;  // EPOLLHUP and EPOLLERR are always reported
     if (pending)
         ev |= EPOLLOUT;
     else if (!c->closing)
@@ -297,9 +297,11 @@ void Worker::on_io(Conn* c, std::uint32_t cond) {
         flush(c);
         return;
     }
-    if (cond & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
-        if (c->closing) {  // only HUP/ERR reach here while closing with nothing to send
-            close_conn(c, "");
+    if (cond & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        if (c->closing) {  // HUP/ERR while closing: the client is gone
+            std::size_t unsent = c->out.size() - c->out_pos;
+            close_conn(
+                c, unsent ? "client went away before " + std::to_string(unsent) + " answer bytes could be sent" : "");
             return;
         }
         read_some(c);
