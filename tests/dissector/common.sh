@@ -1,7 +1,10 @@
 # Shared by the dissector tests: paths, the tshark wrapper and the field list of the golden files.
 here=$(cd "$(dirname "$0")" && pwd)
 : "${KMS_SOURCE_DIR:=$(cd "$here/../.." && pwd)}"
-: "${KMS_WORK_DIR:=$(mktemp -d /tmp/kms-dissector-tests.XXXXXX)}"
+if [ -z "${KMS_WORK_DIR:-}" ]; then  # run by hand: a private folder, removed at exit
+  KMS_WORK_DIR=$(mktemp -d /tmp/kms-dissector-tests.XXXXXX)
+  trap 'rm -rf "$KMS_WORK_DIR"' EXIT
+fi
 mkdir -p "$KMS_WORK_DIR"
 captures_dir=$KMS_SOURCE_DIR/captures
 tshark_kms=$here/tshark-kms
