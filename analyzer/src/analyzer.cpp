@@ -259,7 +259,7 @@ void Analyzer::push(Item&& item) {
 void Analyzer::submit() {
     if (batch_.empty()) return;
     std::unique_lock lock(mu_);
-    idle_.wait(lock, [&] { return queue_.size() < 64; });  // bounded: the output thread keeps up
+    idle_.wait(lock, [&] { return queue_.size() < 8; });  // bounded (about 2000 exchanges in flight)
     queue_.push_back(std::move(batch_));
     batch_ = {};
     lock.unlock();
@@ -616,7 +616,7 @@ void Analyzer::on_end(const std::string& file, const capture::TcpConnection& c) 
     r["diagnostics"] = std::move(diags);
     if (opt_.kms_ports.count(c.server.port) || seen_kms_ports_.count(c.server.port)) {
         push(Item{std::nullopt, std::move(r), false, true});
-    } else if (candidates_.size() < 100000) {
+    } else if (candidates_.size() < 4096) {
         candidates_.emplace_back(c.server.port, std::move(r));  // decided at the end of the file
     }
 }
