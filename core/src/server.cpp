@@ -45,7 +45,10 @@ HostIdentity HostIdentity::create(const ServerConfig& config, FileTime now, Rand
 const FamilyIdentity& HostIdentity::for_kms_id(const Guid& kms_id, const ProductTable& products) const {
     const auto& family = csvlk_for_kms_id(kms_id, products);
     if (auto it = families_.find(family.name); it != families_.end()) return it->second;
-    return families_.at("Windows");
+    if (auto it = families_.find("Windows"); it != families_.end()) return it->second;
+    if (!families_.empty()) return families_.begin()->second;
+    static const FamilyIdentity kNone{"00000-00000-000-000000-03-1033-17763.0000-0012019", kVlmcsdDefaultHwId, {}, {}};
+    return kNone;
 }
 
 const FamilyIdentity* HostIdentity::family(std::string_view name) const {
@@ -85,8 +88,8 @@ KmsAnswer answer_kms_request(ServerContext& ctx, ByteView message, const Clock& 
     fields.epid = identity.epid;
     fields.hwid = identity.hwid;
     fields.count = ctx.counts->count_for(req.base, a.record.time);
-    fields.activation_interval = ctx.config.activation_interval;
-    fields.renewal_interval = ctx.config.renewal_interval;
+    fields.activation_interval = identity.activation_interval.value_or(ctx.config.activation_interval);
+    fields.renewal_interval = identity.renewal_interval.value_or(ctx.config.renewal_interval);
     a.message = kms::build_response_message(req, fields, rng);
     a.record.count = fields.count;
     a.record.epid = fields.epid;
@@ -212,6 +215,12 @@ void ServerConnection::answer_bind(const rpc::Pdu& pdu, Output& out) {
         }
         ack.results.push_back(r);
     }
+    bool any_accepted = false;
+    for (const auto& r : ack.results) any_accepted = any_accepted || r.result == 0;
+    if (!any_accepted)
+        out.log.push_back(std::string(alter ? "alter_context" : "bind") + " call " +
+                          std::to_string(pdu.header.call_id) + ": no context accepted (" +
+                          std::to_string(body.contexts.size()) + " offered)");
     if (alter) {
         out.bytes = rpc::build_bind_ack(rpc::PduType::AlterContextResp, rpc::flag::kFirstLast, pdu.header.call_id, ack);
     } else {

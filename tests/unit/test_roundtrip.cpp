@@ -158,6 +158,39 @@ TEST(ClientServer, ServerRefusalsCarryTheRightHresult) {
     EXPECT_EQ(kms::decode_response(*answer.message)->base.count, 1u);
 }
 
+TEST(ClientServer, PerFamilyIntervalsAndEmptyIdentity) {
+    FixedClock clock(FileTime::from_unix(1795305327));
+    SeededRandom rng(8);
+    server::ServerContext ctx;  // no families at all: still answers
+    auto spec = client::spec_for_product(guid("73111121-5638-40f6-bc11-f1d7b0d64300"), ProductTable::builtin());
+    auto msg = kms::build_request_message(client::make_base_request(spec, clock.now()), rng);
+    auto a = server::answer_kms_request(ctx, msg, clock, rng);
+    ASSERT_TRUE(a.message);
+    ctx.identity.set("Windows", {"03612-00206-559-186249-03-1033-17763.0000-1492024", kVlmcsdDefaultHwId, 60, 1440});
+    a = server::answer_kms_request(ctx, msg, clock, rng);
+    ASSERT_TRUE(a.message);
+    auto p = kms::decode_response(*a.message);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->base.activation_interval, 60u);
+    EXPECT_EQ(p->base.renewal_interval, 1440u);
+    EXPECT_EQ(p->base.epid, "03612-00206-559-186249-03-1033-17763.0000-1492024");
+}
+
+TEST(ClientServer, BindThatBindsNothingIsLogged) {
+    FixedClock clock(FileTime::from_unix(1795305327));
+    SeededRandom rng(8);
+    server::ServerContext ctx;
+    server::ServerConnection conn(ctx, 1, 1688);
+    rpc::BindBody body;
+    body.contexts.push_back({0, {guid("12345678-1234-1234-1234-123456789abc"), 1}, {rpc::ndr32_syntax()}});
+    auto out = conn.on_bytes(rpc::build_bind(rpc::PduType::Bind, 3, 2, body), clock, rng);
+    ASSERT_EQ(out.log.size(), 1u);
+    EXPECT_EQ(out.log[0], "bind call 2: no context accepted (1 offered)");
+    auto ack = rpc::parse_pdu(out.bytes);
+    ASSERT_TRUE(ack);
+    EXPECT_EQ(std::get<rpc::BindAckBody>(ack->body).results.at(0).reason, 1);  // abstract syntax not supported
+}
+
 TEST(ClientServer, ConfigValidationFlagsInconsistentIdentity) {
     server::ServerConfig c;
     c.ndr64 = true;

@@ -25,6 +25,8 @@ namespace kmscope::server {
 struct FamilyIdentity {
     std::string epid;
     HwId hwid = kVlmcsdDefaultHwId;
+    std::optional<std::uint32_t> activation_interval{};  // overrides ServerConfig's, e.g. taken from a capture
+    std::optional<std::uint32_t> renewal_interval{};
 };
 
 /// Everything configurable about the server.
@@ -70,7 +72,8 @@ public:
     /// Generates a consistent identity: configured ePIDs win, the rest are generated from the host
     /// build, LCID and family at time `now`.
     static HostIdentity create(const ServerConfig& config, FileTime now, RandomSource& rng);
-    /// The identity answering requests for this KMS ID (unknown KMS IDs get the Windows family).
+    /// The identity answering requests for this KMS ID (unknown KMS IDs get the Windows family; an
+    /// identity without families answers with a placeholder ePID rather than failing).
     const FamilyIdentity& for_kms_id(const Guid& kms_id, const ProductTable& products) const;
     /// Identity of a family by ini name, or nullptr.
     const FamilyIdentity* family(std::string_view name) const;
