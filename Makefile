@@ -13,9 +13,14 @@ build: deps
 	cmake --build --preset release -j $(JOBS)
 
 # The main job on the bundled captures.
+DEMO_CAPTURE = captures/vlmcs-vlmcsd-v6-win10pro-ndr64-3req.pcapng
 demo: build
 	@echo "== kms-analyze on captures/ =="
 	build/release/analyzer/kms-analyze captures/*.pcap captures/*.pcapng
+	@echo
+	@echo "== tshark with the KMS plugin: $(DEMO_CAPTURE) =="
+	@KMS_PLUGIN=build/release/dissector/kms.so tests/dissector/tshark-kms -r - -Y kms < $(DEMO_CAPTURE) 2>/dev/null
+	@KMS_PLUGIN=build/release/dissector/kms.so tests/dissector/tshark-kms -r - -O kms -V -Y 'frame.number == 11' < $(DEMO_CAPTURE) 2>/dev/null
 
 # The whole suite, once normally and once under AddressSanitizer + UBSan.
 test: deps test-release test-asan
