@@ -74,20 +74,57 @@ Conversation::Conversation(ConversationOptions options)
       client_{rpc::StreamFramer(options.limits), rpc::FragmentAssembler(options.limits)},
       server_{rpc::StreamFramer(options.limits), rpc::FragmentAssembler(options.limits)} {}
 
+namespace {
+// A chunk that begins with a well-formed CO header of a PDU type KMS uses is taken as a PDU boundary.
+bool starts_pdu(ByteView bytes, const rpc::Limits& limits) {
+    if (bytes.size() < rpc::kHeaderSize) return false;
+    auto h = rpc::parse_header(bytes.first(rpc::kHeaderSize), 0, limits);
+    if (!h) return false;
+    switch (static_cast<rpc::PduType>(h->ptype)) {
+        case rpc::PduType::Request:
+        case rpc::PduType::Response:
+        case rpc::PduType::Fault:
+        case rpc::PduType::Bind:
+        case rpc::PduType::BindAck:
+        case rpc::PduType::BindNak:
+        case rpc::PduType::AlterContext:
+        case rpc::PduType::AlterContextResp:
+            return true;
+    }
+    return false;
+}
+}  // namespace
+
 void Conversation::feed(Direction dir, FileTime t, ByteView bytes) {
     Side& s = side(dir);
     if (s.stopped) return;
+    if (s.resync) {
+        if (!starts_pdu(bytes, options_.limits)) {
+            s.position += bytes.size();  // still inside a PDU whose start was lost
+            return;
+        }
+        s.resync = false;
+        s.framer.restart(s.position);
+        s.assembler = rpc::FragmentAssembler(options_.limits);
+        diagnose(dir, t, s.position,
+                 std::string("resynchronised the ") + direction_name(dir) + " stream at a PDU boundary");
+    }
     s.framer.feed(bytes);
+    s.position += bytes.size();
     drain(dir, t);
 }
 
 void Conversation::gap(Direction dir, FileTime t, std::uint64_t missing_bytes) {
     Side& s = side(dir);
     if (s.stopped) return;
-    s.stopped = true;
-    diagnose(dir, t, s.framer.total_fed(),
-             std::to_string(missing_bytes) + " bytes missing from the " + direction_name(dir) +
-                 " stream; later PDUs in this direction cannot be framed");
+    std::string lost = s.framer.buffered() && !s.resync
+                           ? " (and the " + std::to_string(s.framer.buffered()) + " bytes of the PDU it cut)"
+                           : "";
+    diagnose(dir, t, s.position,
+             std::to_string(missing_bytes) + " bytes missing from the " + direction_name(dir) + " stream" + lost +
+                 "; decoding resumes at the next segment that starts a PDU");
+    s.resync = true;
+    s.position += missing_bytes;
 }
 
 void Conversation::drain(Direction dir, FileTime t) {
@@ -407,7 +444,7 @@ void Conversation::finish(FileTime t, EndReason reason) {
     pending_binds_.clear();
     for (Direction d : {Direction::ToServer, Direction::ToClient}) {
         Side& s = side(d);
-        if (!s.stopped && s.framer.buffered())
+        if (!s.stopped && !s.resync && s.framer.buffered())
             diagnose(d, t, s.framer.total_fed() - s.framer.buffered(),
                      std::to_string(s.framer.buffered()) + " bytes of an incomplete PDU at the end of the " +
                          direction_name(d) + " stream");

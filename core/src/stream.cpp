@@ -15,6 +15,13 @@ void StreamFramer::feed(ByteView chunk) {
     buffer_.insert(buffer_.end(), chunk.begin(), chunk.end());
 }
 
+void StreamFramer::restart(std::uint64_t stream_offset) {
+    buffer_.clear();
+    read_pos_ = 0;
+    consumed_ = fed_ = stream_offset;
+    error_.reset();
+}
+
 std::optional<Frame> StreamFramer::next() {
     if (error_ || buffered() < kHeaderSize) return std::nullopt;
     ByteView avail(buffer_.data() + read_pos_, buffered());

@@ -244,6 +244,37 @@ TEST(Conversation, MidStreamCaptureWithoutBindStillDecodes) {
     EXPECT_NE(x[0].diagnostics.at(0).find("without a bind in the capture"), std::string::npos);
 }
 
+TEST(Conversation, GapResynchronisesAtTheNextPdu) {
+    // Session C: the first request loses its tail to a gap; the second request starts a new segment.
+    Conversation conv;
+    FileTime t = FileTime::from_unix(1);
+    const auto& c = sheet::kSessionC;
+    for (std::size_t i = 0; i < 4; ++i) conv.feed(i % 2 ? Direction::ToClient : Direction::ToServer, t, hex(c[i].hex));
+    auto req1 = hex(c[4].hex);
+    conv.feed(Direction::ToServer, t, ByteView(req1).first(100));
+    conv.gap(Direction::ToServer, t, 150);
+    conv.feed(Direction::ToServer, t, ByteView(req1).subspan(250));  // mid-PDU tail: dropped
+    conv.feed(Direction::ToClient, t, hex(c[5].hex));
+    conv.feed(Direction::ToServer, t, hex(c[6].hex));
+    conv.feed(Direction::ToClient, t, hex(c[7].hex));
+    conv.finish(t);
+    auto events = conv.take_events();
+    auto x = exchanges(events);
+    ASSERT_EQ(x.size(), 2u);
+    EXPECT_EQ(x[0].outcome, Outcome::Orphan);  // the answer to the request the gap destroyed
+    EXPECT_EQ(x[0].call_id, 2u);
+    EXPECT_EQ(x[1].call_id, 3u);
+    EXPECT_TRUE(x[1].ok()) << summary(x[1]);
+    std::string all;
+    for (const auto& e : events)
+        if (auto* d = std::get_if<Diagnostic>(&e)) all += d->message + " @" + std::to_string(d->stream_offset) + "\n";
+    EXPECT_NE(all.find("150 bytes missing from the client->server stream (and the 100 bytes of the PDU it cut)"),
+              std::string::npos)
+        << all;
+    // Offsets continue across the gap: bind 160 + alter 72 + request 292 = 524.
+    EXPECT_NE(all.find("resynchronised the client->server stream at a PDU boundary @524"), std::string::npos) << all;
+}
+
 TEST(Conversation, TruncatedStreamGivesDiagnostic) {
     Conversation conv;
     auto bind = hex(sheet::kSessionC[0].hex);

@@ -130,7 +130,8 @@ public:
 
     /// Feeds bytes received in one direction at time `t`.
     void feed(Direction dir, FileTime t, ByteView bytes);
-    /// Reports that bytes are missing in one direction (a TCP gap); framing of that direction stops.
+    /// Reports that bytes are missing in one direction (a TCP gap). Framing of that direction resumes
+    /// with the first later chunk that starts with a plausible PDU header; bytes before it are dropped.
     void gap(Direction dir, FileTime t, std::uint64_t missing_bytes);
     /// Ends the connection: unanswered requests become NoResponse exchanges, leftovers diagnostics.
     void finish(FileTime t, EndReason reason = EndReason::Closed);
@@ -151,6 +152,8 @@ private:
         rpc::StreamFramer framer;
         rpc::FragmentAssembler assembler;
         bool stopped = false;
+        bool resync = false;         // after a gap: waiting for a chunk that starts a PDU
+        std::uint64_t position = 0;  // stream offset of the next byte
         bool reported = false;
     };
     void drain(Direction dir, FileTime t);

@@ -31,8 +31,11 @@ public:
     const std::optional<ParseError>& error() const { return error_; }
     /// Bytes received but not yet returned as a PDU (a partial PDU at end of stream).
     std::size_t buffered() const { return buffer_.size() - read_pos_; }
-    /// Total bytes fed.
+    /// Stream offset just past the last byte fed (bytes fed, plus where a restart put the stream).
     std::uint64_t total_fed() const { return fed_; }
+    /// Forgets everything buffered and any error, and continues framing at `stream_offset` (after a
+    /// TCP gap, at a point known to start a PDU).
+    void restart(std::uint64_t stream_offset);
 
 private:
     Limits limits_;
