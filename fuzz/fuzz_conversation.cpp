@@ -5,8 +5,9 @@
 // high nibble = Limits::max_fragments (0: the default 16), bit 0 of the last byte picks the EndReason.
 //
 // Invariants (after finish(), which answers every pending request). An independent framer + assembler per
-// direction counts the complete request PDUs from the client (R), the complete response PDUs plus fault PDUs
-// from the server (A) and the well-formed PDUs per direction (P). Then:
+// direction (resynchronising after a gap at the next chunk that starts a PDU, as the model does) counts the complete
+// request PDUs from the client (R), the complete response PDUs plus fault PDUs from the server (A) and the well-formed
+// PDUs per direction (P). Then:
 //   - exchanges with a request_time == R: every request becomes exactly one exchange, answered or not;
 //   - exchanges with a response_time == A: every answer becomes exactly one exchange (paired or orphan);
 //   - PduEvents per direction == P, in stream order;
@@ -38,11 +39,33 @@ struct Mirror {
     rpc::StreamFramer framer;
     rpc::FragmentAssembler assembler;
     bool stopped = false;
+    bool resync = false;  // after a gap: skip chunks until one starts with a KMS-relevant PDU header
+    std::uint64_t position = 0;
     std::size_t pdus = 0;   // well-formed PDUs
     std::size_t calls = 0;  // complete requests (client) or responses + faults (server)
 
+    void gap(std::uint64_t missing) {
+        if (stopped) return;
+        resync = true;
+        position += missing;
+    }
+
     void feed(Direction dir, ByteView bytes) {
         if (stopped) return;
+        if (resync) {
+            auto h = bytes.size() >= rpc::kHeaderSize ? rpc::parse_header(bytes.first(rpc::kHeaderSize), 0, limits)
+                                                      : Result<rpc::Header>(ParseError{});
+            const bool starts =
+                h && (h->ptype == 0 || h->ptype == 2 || h->ptype == 3 || (h->ptype >= 11 && h->ptype <= 15));
+            if (!starts) {
+                position += bytes.size();
+                return;
+            }
+            resync = false;
+            framer.restart(position);
+            assembler = rpc::FragmentAssembler(limits);
+        }
+        position += bytes.size();
         framer.feed(bytes);
         while (auto f = framer.next()) {
             auto pdu = rpc::parse_pdu(f->bytes, 0, limits);
@@ -84,7 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         t.ticks += 10000;
         if (tag >= 0xF0) {
             conv.gap(dir, t, len);
-            m.stopped = true;
+            m.gap(len);
             continue;
         }
         if (pos >= size) break;
