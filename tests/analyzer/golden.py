@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Golden outputs of kms-analyze for every capture in captures/ (JSON lines and table), plus the
-manifest check (check_manifest.py, a copy of the team's tool) of every capture's JSON output.
+manifest check (tests/tools/check_manifest.py, a copy of the team's tool) of every capture's JSON output.
 
 usage: golden.py ANALYZER CAPTURES_DIR [--update]
 Runs ANALYZER in CAPTURES_DIR on each capture named in MANIFEST.json, with --format json and with the
@@ -32,7 +32,7 @@ def main():
                 failures.append('%s: output differs from %s' % (name, os.path.relpath(path, HERE)))
         tmp = os.path.join(os.environ.get('TMPDIR', '/tmp'), 'kms-analyze-golden-%d.jsonl' % os.getpid())
         open(tmp, 'w').write(run(analyzer, captures, ['--format', 'json', name]))
-        p = subprocess.run([sys.executable, os.path.join(HERE, 'check_manifest.py'),
+        p = subprocess.run([sys.executable, os.path.join(HERE, '..', 'tools', 'check_manifest.py'),
                             os.path.join(captures, 'MANIFEST.json'), name, 'analyzer', tmp], capture_output=True)
         os.unlink(tmp)
         if p.returncode != 0:

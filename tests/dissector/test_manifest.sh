@@ -1,6 +1,6 @@
 #!/bin/sh
 # dissector.manifest: for every capture, the dissector's fields agree with the values the peers logged
-# (captures/MANIFEST.json), checked by the project's check_manifest.py (vendored here).
+# (captures/MANIFEST.json), checked by the project's tests/tools/check_manifest.py.
 set -eu
 . "$(cd "$(dirname "$0")" && pwd)/common.sh"
 status=0; n=0
@@ -10,7 +10,7 @@ for c in $(list_captures); do
     kms.req.workstation kms.req.license_status kms.req.n_policy kms.req.vm_info kms.req.binding_expiration \
     kms.resp.epid kms.resp.hwid kms.resp.count kms.resp.activation_interval kms.resp.renewal_interval \
     kms.hresult kms.valid > "$KMS_WORK_DIR/$c.manifest.tsv"
-  if ! result=$(python3 "$here/check_manifest.py" "$captures_dir/MANIFEST.json" "$c" tshark \
+  if ! result=$(python3 "$here/../tools/check_manifest.py" "$captures_dir/MANIFEST.json" "$c" tshark \
                 "$KMS_WORK_DIR/$c.manifest.tsv"); then
     echo "$result" | sed "s|^|$c: |"; status=1
   fi
