@@ -13,19 +13,12 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "fuzz_check.hpp"
 #include "kmscope/crypto.hpp"
 #include "kmscope/kms.hpp"
 
 using namespace kmscope;
 using namespace kmscope::kms;
-
-#define FUZZ_CHECK(cond)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-            std::abort();                                                                     \
-        }                                                                                     \
-    } while (0)
 
 namespace {
 

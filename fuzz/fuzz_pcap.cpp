@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "fuzz_check.hpp"
 #include "kmscope/dcerpc.hpp"
 #include "packet_source.hpp"
 #include "recorded.hpp"
@@ -27,14 +28,6 @@
 
 using namespace kmscope;
 using namespace kmscope::capture;
-
-#define FUZZ_CHECK(cond)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-            std::abort();                                                                     \
-        }                                                                                     \
-    } while (0)
 
 namespace {
 

@@ -6,18 +6,11 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "fuzz_check.hpp"
 #include "kmscope/dcerpc.hpp"
 
 using namespace kmscope;
 using namespace kmscope::rpc;
-
-#define FUZZ_CHECK(cond)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-            std::abort();                                                                     \
-        }                                                                                     \
-    } while (0)
 
 namespace {
 

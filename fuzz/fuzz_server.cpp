@@ -18,20 +18,13 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "fuzz_check.hpp"
 #include "kmscope/conversation.hpp"
 #include "kmscope/counting.hpp"
 #include "kmscope/server.hpp"
 #include "kmscope/status.hpp"
 
 using namespace kmscope;
-
-#define FUZZ_CHECK(cond)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-            std::abort();                                                                     \
-        }                                                                                     \
-    } while (0)
 
 namespace {
 
