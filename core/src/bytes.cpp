@@ -61,12 +61,22 @@ Guid Guid::from_wire(ByteView bytes) {
     return g;
 }
 
+void Guid::format(char* out) const {
+    // By hand rather than snprintf: the analyzer formats several GUIDs per exchange.
+    static constexpr char kHex[] = "0123456789abcdef";
+    static constexpr std::uint8_t kOrder[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+    for (std::size_t i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *out++ = '-';
+        const std::uint8_t b = wire[kOrder[i]];
+        *out++ = kHex[b >> 4];
+        *out++ = kHex[b & 15];
+    }
+}
+
 std::string Guid::to_string() const {
-    char buf[37];
-    const auto& w = wire;
-    std::snprintf(buf, sizeof buf, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", w[3], w[2],
-                  w[1], w[0], w[5], w[4], w[7], w[6], w[8], w[9], w[10], w[11], w[12], w[13], w[14], w[15]);
-    return buf;
+    std::string s(kTextSize, '\0');
+    format(s.data());
+    return s;
 }
 
 bool Guid::is_nil() const {
@@ -98,20 +108,57 @@ std::int64_t FileTime::unix_seconds() const {
     return static_cast<std::int64_t>(ticks / kTicksPerSecond) - kFileTimeEpochOffset;
 }
 
-std::string FileTime::to_iso8601() const {
-    std::time_t secs = static_cast<std::time_t>(unix_seconds());
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[64];
-    std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    std::string out(buf, n);
-    if (auto frac = ticks % kTicksPerSecond) {
-        char f[16];
-        std::snprintf(f, sizeof f, ".%07llu", static_cast<unsigned long long>(frac));
-        out += f;
-    }
-    out += 'Z';
+namespace {
+// Writes `v` in decimal, zero-padded to `width` digits; returns the end.
+char* put_decimal(char* out, std::uint64_t v, int width) {
+    char digits[20];
+    int n = 0;
+    do {
+        digits[n++] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n < width) digits[n++] = '0';
+    while (n > 0) *out++ = digits[--n];
     return out;
+}
+}  // namespace
+
+std::size_t FileTime::format_iso8601(char* out) const {
+    // Proleptic Gregorian calendar from a day count (H. Hinnant's civil_from_days) instead of
+    // gmtime_r + strftime: exact for every FILETIME, and cheap enough for several per exchange.
+    const std::uint64_t secs = ticks / kTicksPerSecond;
+    const std::uint64_t sod = secs % 86400;
+    // Days since 0000-03-01 (1601-01-01 is day 584694): every FILETIME is non-negative here.
+    const std::uint64_t z = secs / 86400 + 584694;
+    const std::uint64_t era = z / 146097, doe = z % 146097;
+    const std::uint64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const std::uint64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const std::uint64_t mp = (5 * doy + 2) / 153;
+    const std::uint64_t day = doy - (153 * mp + 2) / 5 + 1;
+    const std::uint64_t month = mp < 10 ? mp + 3 : mp - 9;
+    const std::uint64_t year = era * 400 + yoe + (month <= 2 ? 1 : 0);
+    char* p = put_decimal(out, year, 4);
+    *p++ = '-';
+    p = put_decimal(p, month, 2);
+    *p++ = '-';
+    p = put_decimal(p, day, 2);
+    *p++ = 'T';
+    p = put_decimal(p, sod / 3600, 2);
+    *p++ = ':';
+    p = put_decimal(p, sod / 60 % 60, 2);
+    *p++ = ':';
+    p = put_decimal(p, sod % 60, 2);
+    if (const auto frac = ticks % kTicksPerSecond) {
+        *p++ = '.';
+        p = put_decimal(p, frac, 7);
+    }
+    *p++ = 'Z';
+    return static_cast<std::size_t>(p - out);
+}
+
+std::string FileTime::to_iso8601() const {
+    char buf[kIso8601MaxSize];
+    return std::string(buf, format_iso8601(buf));
 }
 
 // ---- Reader -----------------------------------------------------------------------------------
@@ -239,6 +286,35 @@ std::string utf16le_to_utf8(ByteView bytes, bool stop_at_nul) {
     return out;
 }
 
+namespace {
+// Decodes the UTF-8 sequence at text[i]: its code point and length, or nullopt (one bad byte to
+// replace) for a malformed, overlong, surrogate or out-of-range sequence.
+std::optional<std::pair<char32_t, std::size_t>> next_utf8(std::string_view text, std::size_t i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    char32_t cp;
+    std::size_t len;
+    if (c < 0x80) return std::pair<char32_t, std::size_t>{c, 1};
+    if ((c & 0xE0) == 0xC0) {
+        cp = c & 0x1F, len = 2;
+    } else if ((c & 0xF0) == 0xE0) {
+        cp = c & 0x0F, len = 3;
+    } else if ((c & 0xF8) == 0xF0) {
+        cp = c & 0x07, len = 4;
+    } else {
+        return std::nullopt;
+    }
+    if (i + len > text.size()) return std::nullopt;
+    for (std::size_t k = 1; k < len; ++k) {
+        auto cc = static_cast<unsigned char>(text[i + k]);
+        if ((cc & 0xC0) != 0x80) return std::nullopt;
+        cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr char32_t min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_for_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return std::nullopt;
+    return std::pair{cp, len};
+}
+}  // namespace
+
 Bytes utf8_to_utf16le(std::string_view text) {
     Bytes out;
     auto put = [&](char32_t u) {
@@ -247,36 +323,13 @@ Bytes utf8_to_utf16le(std::string_view text) {
     };
     std::size_t i = 0;
     while (i < text.size()) {
-        auto c = static_cast<unsigned char>(text[i]);
-        char32_t cp;
-        std::size_t len;
-        if (c < 0x80) {
-            cp = c, len = 1;
-        } else if ((c & 0xE0) == 0xC0) {
-            cp = c & 0x1F, len = 2;
-        } else if ((c & 0xF0) == 0xE0) {
-            cp = c & 0x0F, len = 3;
-        } else if ((c & 0xF8) == 0xF0) {
-            cp = c & 0x07, len = 4;
-        } else {
+        auto next = next_utf8(text, i);
+        if (!next) {
             put(kReplacement);
             ++i;
             continue;
         }
-        bool valid = i + len <= text.size();
-        for (std::size_t k = 1; valid && k < len; ++k) {
-            auto cc = static_cast<unsigned char>(text[i + k]);
-            if ((cc & 0xC0) != 0x80)
-                valid = false;
-            else
-                cp = (cp << 6) | (cc & 0x3F);
-        }
-        static constexpr char32_t min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (!valid || cp < min_for_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-            put(kReplacement);
-            ++i;
-            continue;
-        }
+        auto [cp, len] = *next;
         if (cp >= 0x10000) {
             cp -= 0x10000;
             put(0xD800 + (cp >> 10));
@@ -285,6 +338,35 @@ Bytes utf8_to_utf16le(std::string_view text) {
             put(cp);
         }
         i += len;
+    }
+    return out;
+}
+
+bool is_valid_utf8(std::string_view text) {
+    for (std::size_t i = 0; i < text.size();) {
+        if (static_cast<unsigned char>(text[i]) < 0x80) {
+            ++i;
+            continue;
+        }
+        auto next = next_utf8(text, i);
+        if (!next) return false;
+        i += next->second;
+    }
+    return true;
+}
+
+std::string sanitize_utf8(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size();) {
+        auto next = next_utf8(text, i);
+        if (!next) {
+            append_utf8(out, kReplacement);
+            ++i;
+            continue;
+        }
+        out.append(text.substr(i, next->second));
+        i += next->second;
     }
     return out;
 }

@@ -1,6 +1,9 @@
 // Byte-level helpers: fail-closed reading with field and offset, GUID layout, FILETIME, UTF-16LE.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <ctime>
+
 #include "kmscope/bytes.hpp"
 #include "test_util.hpp"
 
@@ -58,6 +61,25 @@ TEST(Guid, MicrosoftLayout) {
     EXPECT_FALSE(g->is_nil());
 }
 
+// The calendar arithmetic agrees with the C library's gmtime_r over the whole FILETIME range.
+TEST(FileTime, IsoMatchesGmtime) {
+    std::uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < 200000; ++i) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;  // xorshift: fixed sequence, no seed to manage
+        const FileTime t{i % 2 ? x : x % 5000000000000000000ull};
+        const std::time_t secs = static_cast<std::time_t>(t.unix_seconds());
+        std::tm tm{};
+        ASSERT_NE(gmtime_r(&secs, &tm), nullptr);
+        char expected[64];
+        std::size_t n = std::strftime(expected, sizeof expected, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (t.ticks % 10000000)
+            n += std::snprintf(expected + n, sizeof expected - n, ".%07llu",
+                               static_cast<unsigned long long>(t.ticks % 10000000));
+        expected[n++] = 'Z';
+        ASSERT_EQ(t.to_iso8601(), std::string(expected, n)) << t.ticks;
+    }
+}
+
 TEST(FileTime, ConversionsAndIso) {
     FileTime t{0x01D7657AB62CD55Cull};
     EXPECT_EQ(t.to_iso8601(), "2021-06-20T02:19:34.7525980Z");
@@ -65,7 +87,10 @@ TEST(FileTime, ConversionsAndIso) {
     EXPECT_EQ(FileTime::from_unix(0).ticks, 116444736000000000ull);
     EXPECT_EQ(FileTime::from_unix(1624155574).to_iso8601(), "2021-06-20T02:19:34Z");
     EXPECT_EQ(FileTime{0}.to_iso8601(), "1601-01-01T00:00:00Z");
-    EXPECT_FALSE(FileTime{UINT64_MAX}.to_iso8601().empty());  // far future still prints
+    EXPECT_EQ(FileTime{UINT64_MAX}.to_iso8601(), "60056-05-28T05:36:10.9551615Z");   // far future still prints
+    EXPECT_EQ(FileTime::from_unix(951782400).to_iso8601(), "2000-02-29T00:00:00Z");  // leap day of a 400-year
+    EXPECT_EQ(FileTime::from_unix(4107456000).to_iso8601(), "2100-02-28T00:00:00Z");
+    EXPECT_EQ(FileTime::from_unix(4107456000 + 86400).to_iso8601(), "2100-03-01T00:00:00Z");  // 2100 is not leap
     // Out-of-range Unix times saturate (pcapng time stamps are 64-bit and attacker-controlled).
     EXPECT_EQ(FileTime::from_unix(INT64_MAX).ticks, UINT64_MAX);
     EXPECT_EQ(FileTime::from_unix(18458388547309).ticks, UINT64_MAX);
@@ -88,6 +113,22 @@ TEST(Utf16, RoundTripsAndRepairs) {
     EXPECT_EQ(to_hex(utf8_to_utf16le("\xC3")), "fdff");                  // truncated sequence
     EXPECT_EQ(to_hex(utf8_to_utf16le("\xC0\x80")), "fdfffdff");          // overlong NUL: one U+FFFD per byte
     EXPECT_EQ(to_hex(utf8_to_utf16le("\xED\xA0\x80")), "fdfffdfffdff");  // encoded surrogate
+}
+
+TEST(Utf8, ValidatesAndSanitizes) {
+    EXPECT_TRUE(is_valid_utf8(""));
+    EXPECT_TRUE(is_valid_utf8("B\xC3\xBCro \xF0\x9F\x98\x80"));  // Büro 😀
+    EXPECT_FALSE(is_valid_utf8("\xC3"));                         // truncated
+    EXPECT_FALSE(is_valid_utf8("\xC0\x80"));                     // overlong
+    EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));                 // surrogate
+    EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));             // above U+10FFFF
+    EXPECT_EQ(sanitize_utf8("B\xC3\xBCro"), "B\xC3\xBCro");
+    EXPECT_EQ(sanitize_utf8("a\xFF"
+                            "b"),
+              "a\xEF\xBF\xBD"
+              "b");
+    EXPECT_EQ(sanitize_utf8("\xC0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // one U+FFFD per bad byte
+    EXPECT_TRUE(is_valid_utf8(sanitize_utf8("\xE2\x82")));
 }
 
 TEST(Hex, ParsesAndRejects) {

@@ -58,8 +58,12 @@ struct Guid {
     static std::optional<Guid> parse(std::string_view text);
     /// Builds a GUID from 16 wire bytes (must be exactly 16).
     static Guid from_wire(ByteView bytes);
+    /// Characters of the canonical text form.
+    static constexpr std::size_t kTextSize = 36;
     /// Lower-case canonical text form.
     std::string to_string() const;
+    /// Writes the canonical text form (kTextSize characters, no terminator) to `out`, without allocating.
+    void format(char* out) const;
     /// True for the all-zero GUID.
     bool is_nil() const;
     auto operator<=>(const Guid&) const = default;
@@ -80,6 +84,10 @@ struct FileTime {
     std::int64_t unix_seconds() const;
     /// ISO 8601 UTC, e.g. "2021-06-20T02:19:34.7525980Z" (fraction only when non-zero).
     std::string to_iso8601() const;
+    /// Longest to_iso8601() text (a five-digit year, a fraction and the "Z").
+    static constexpr std::size_t kIso8601MaxSize = 32;
+    /// Writes to_iso8601()'s text to `out` (at least kIso8601MaxSize bytes) without allocating; returns its length.
+    std::size_t format_iso8601(char* out) const;
     auto operator<=>(const FileTime&) const = default;
 };
 
@@ -172,6 +180,10 @@ std::uint64_t load_u64le(const std::uint8_t* p);
 std::string utf16le_to_utf8(ByteView bytes, bool stop_at_nul = true);
 /// Encodes UTF-8 as UTF-16LE (no terminator); invalid UTF-8 sequences become U+FFFD.
 Bytes utf8_to_utf16le(std::string_view text);
+/// True when `text` is well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
+bool is_valid_utf8(std::string_view text);
+/// The text with every byte that does not start a well-formed UTF-8 sequence replaced by U+FFFD.
+std::string sanitize_utf8(std::string_view text);
 
 /// Lower-case hex of the bytes, no separators.
 std::string to_hex(ByteView bytes);
