@@ -27,6 +27,8 @@ struct Endpoint {
     /// The address alone: "1.2.3.4" or "::1".
     std::string address_string() const;
     auto operator<=>(const Endpoint&) const = default;
+    /// Equality without a memcmp call: it runs for every packet in the connection table.
+    bool operator==(const Endpoint& o) const;
 };
 
 /// Hash functor for endpoints.

@@ -1,0 +1,37 @@
+// The three ways kms-analyze prints records: JSON lines, CSV and an aligned table.
+#pragma once
+
+#include <cstdio>
+#include <memory>
+
+#include "kmscope/products.hpp"
+#include "records.hpp"
+
+namespace kmscope::analyzer {
+
+enum class Format { Table, Json, Csv };
+
+/// Prints records, one line each (the table and CSV print their header before the first one).
+class Printer {
+public:
+    virtual ~Printer() = default;
+    virtual void print(const Record& record) = 0;
+};
+
+std::unique_ptr<Printer> make_json_printer(const ProductTable& products, std::FILE* out);
+std::unique_ptr<Printer> make_csv_printer(const ProductTable& products, std::FILE* out);
+std::unique_ptr<Printer> make_table_printer(const ProductTable& products, std::FILE* out);
+
+inline std::unique_ptr<Printer> make_printer(Format format, const ProductTable& products, std::FILE* out) {
+    switch (format) {
+        case Format::Json:
+            return make_json_printer(products, out);
+        case Format::Csv:
+            return make_csv_printer(products, out);
+        case Format::Table:
+            break;
+    }
+    return make_table_printer(products, out);
+}
+
+}  // namespace kmscope::analyzer
