@@ -1,5 +1,6 @@
 #include "kmscope/conversation.hpp"
 
+#include "kmscope/rpc_checks.hpp"
 #include "kmscope/status.hpp"
 
 namespace kmscope {
@@ -61,11 +62,6 @@ std::optional<rpc::Ndr> guess_response_ndr(ByteView stub) {
     if (stub.size() >= 12 && load_u32le(stub.data() + 8) == load_u32le(stub.data())) return rpc::Ndr::Ndr32;
     return std::nullopt;
 }
-
-// Response flags a Windows client accepts: FIRST and LAST, nothing unusual.
-constexpr std::uint8_t kUnexpectedResponseFlags = rpc::flag::kPendingCancel | rpc::flag::kReserved |
-                                                  rpc::flag::kDidNotExecute | rpc::flag::kMaybe |
-                                                  rpc::flag::kObjectUuid;
 
 }  // namespace
 
@@ -345,19 +341,27 @@ void Conversation::on_response(FileTime t, std::uint64_t offset, const rpc::Pdu&
         e.verdict.fail(kms::Check::Rpc);
         e.diagnostics.push_back(std::move(text));
     };
-    if (body.context_id != e.context_id)
-        rpc_anomaly("response context id " + std::to_string(body.context_id) + " differs from the request's " +
-                    std::to_string(e.context_id));
-    if (body.cancel_count != 0) rpc_anomaly("response cancel_count " + std::to_string(body.cancel_count));
-    if (pdu.header.flags & kUnexpectedResponseFlags)
-        rpc_anomaly("unexpected response flags " + hex32(pdu.header.flags));
+    // The stub is framed first: the header's alloc_hint is checked against the message it carries.
+    std::optional<Result<rpc::ResponseStub>> framed;
+    if (e.ndr) framed.emplace(rpc::parse_response_stub(body.stub, *e.ndr, offset + body.stub_offset));
+    // The header rules are shared with the dissector (rpc_checks.hpp). An orphan response has no request
+    // context id of its own: e.context_id is the response's, so that check cannot fire.
+    rpc::ResponseHeaderFacts facts;
+    facts.flags = pdu.header.flags;
+    facts.context_id = body.context_id;
+    facts.cancel_count = body.cancel_count;
+    facts.alloc_hint = body.alloc_hint;
+    facts.request_context_id = e.context_id;
+    if (framed && *framed && (*framed)->message) facts.message_size = (*framed)->message->size();
+    facts.ndr = e.ndr.value_or(rpc::Ndr::Ndr32);
+    for (auto& a : rpc::response_header_anomalies(facts)) rpc_anomaly(std::move(a));
     if (!e.ndr) {
         e.response_error = "response stub framing is neither NDR32 nor NDR64";
         e.diagnostics.push_back("response: " + *e.response_error);
         complete(std::move(e));
         return;
     }
-    auto stub = rpc::parse_response_stub(body.stub, *e.ndr, offset + body.stub_offset);
+    auto& stub = *framed;
     if (!stub) {
         e.response_error = stub.error().to_string();
         e.diagnostics.push_back("response: " + *e.response_error);
@@ -372,9 +376,6 @@ void Conversation::on_response(FileTime t, std::uint64_t offset, const rpc::Pdu&
         complete(std::move(e));
         return;
     }
-    if (body.alloc_hint != rpc::response_stub_size(stub->message->size(), *e.ndr))
-        rpc_anomaly("response alloc_hint " + std::to_string(body.alloc_hint) + " differs from the padded stub size " +
-                    std::to_string(rpc::response_stub_size(stub->message->size(), *e.ndr)));
     if (stub->return_value != 0)
         e.diagnostics.push_back("response message with non-zero return value " + hex32(stub->return_value));
     e.response_message.assign(stub->message->begin(), stub->message->end());
