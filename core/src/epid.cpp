@@ -1,6 +1,7 @@
 #include "kmscope/epid.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 
@@ -124,21 +125,25 @@ std::string pad(std::uint32_t v, int width) {
 // ---- parse / format ---------------------------------------------------------------------------
 
 Result<EpidParts> parse_epid(std::string_view text) {
-    // Split into the 8 '-'-separated parts, remembering where each starts.
-    std::vector<std::string_view> parts;
-    std::vector<std::size_t> starts;
-    std::size_t begin = 0;
+    // Split into the 8 '-'-separated parts, remembering where each starts (fixed arrays: this runs
+    // for every response the analyzer fingerprints).
+    std::array<std::string_view, 8> parts;
+    std::array<std::size_t, 8> starts{};
+    std::size_t count = 0, begin = 0;
     for (std::size_t i = 0; i <= text.size(); ++i) {
         if (i == text.size() || text[i] == '-') {
-            parts.push_back(text.substr(begin, i - begin));
-            starts.push_back(begin);
+            if (count < parts.size()) {
+                parts[count] = text.substr(begin, i - begin);
+                starts[count] = begin;
+            }
+            ++count;
             begin = i + 1;
         }
     }
-    if (parts.size() != 8)
+    if (count != parts.size())
         return ParseError{"epid", 0,
                           "expected 8 '-'-separated parts (PPPPP-GGGGG-KKK-KKKKKK-03-LCID-BUILD.0000-DDDYYYY), got " +
-                              std::to_string(parts.size()) + " in " + show(text)};
+                              std::to_string(count) + " in " + show(text)};
 
     auto fixed = [&](std::size_t i, std::size_t width, const char* name) -> std::optional<ParseError> {
         if (parts[i].size() == width && all_digits(parts[i])) return std::nullopt;

@@ -84,13 +84,14 @@ void ServerFingerprint::observe(const Exchange& x) {
         ++emulator_;
         tell("v6 response reuses the request IV (v5 rules in v6)");
     }
-    if (std::find(epids_.begin(), epids_.end(), r.base.epid) == epids_.end()) {
-        epids_.push_back(r.base.epid);
-        if (epids_.size() == 2) {
-            ++emulator_;
-            tell("different ePIDs from the same server (per-request random ePIDs: py-kms default, vlmcsd -r2)");
-        }
+    // Only "one ePID or several" matters: state stays constant however many responses a server sends.
+    if (last_epid_ == r.base.epid) return check_consistency();
+    if (last_epid_ && !several_epids_) {
+        several_epids_ = true;
+        ++emulator_;
+        tell("different ePIDs from the same server (per-request random ePIDs: py-kms default, vlmcsd -r2)");
     }
+    last_epid_ = r.base.epid;
     if (auto parts = parse_epid(r.base.epid)) epid_build_ = parts->build;
     check_consistency();
 }

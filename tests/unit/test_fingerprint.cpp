@@ -1,6 +1,7 @@
 // Server fingerprints on the captures, whose producers are known.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -47,6 +48,29 @@ TEST(Fingerprint, PykmsSignatureAndPerRequestEpids) {
     EXPECT_NE(std::find(t.begin(), t.end(),
                         "different ePIDs from the same server (per-request random ePIDs: py-kms default, vlmcsd -r2)"),
               t.end());
+}
+
+// A server that answers with a new ePID every time (py-kms default) is told once, and the fingerprint's
+// state does not grow with the number of responses (the analyzer keeps one per server for a whole file).
+TEST(Fingerprint, ManyEpidsAreOneTell) {
+    auto exchanges = test::analyse_capture(test::capture_path("vlmcs-pykms-v5-office2013-2req-reconnect.pcapng"));
+    ServerFingerprint fp;
+    std::size_t responses = 0;
+    for (int round = 0; round < 200; ++round)
+        for (const auto& c : exchanges)
+            for (auto e : c.events)
+                if (auto* x = std::get_if<Exchange>(&e); x && x->response) {
+                    x->response->base.epid =
+                        "03612-00206-" + std::to_string(100 + round % 900) + "-538405-03-1033-17763.0000-0132026";
+                    fp.observe(e);
+                    ++responses;
+                }
+    EXPECT_GE(responses, 400u);
+    const auto& t = fp.tells();
+    EXPECT_EQ(std::count(t.begin(), t.end(),
+                         "different ePIDs from the same server (per-request random ePIDs: py-kms default, vlmcsd -r2)"),
+              1);
+    EXPECT_LE(t.size(), 4u);
 }
 
 TEST(Fingerprint, VlmcsdAssocGroupPerConnection) {

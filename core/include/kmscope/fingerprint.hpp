@@ -40,7 +40,8 @@ private:
     std::optional<bool> ndr64_accepted_;
     std::optional<std::uint32_t> last_assoc_group_;
     std::optional<std::uint32_t> epid_build_;
-    std::vector<std::string> epids_;
+    std::optional<std::string> last_epid_;  // of the latest response
+    bool several_epids_ = false;
     std::vector<std::string> tells_;
 };
 
