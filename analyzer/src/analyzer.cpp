@@ -1,6 +1,9 @@
 #include "analyzer.hpp"
 
 #include <cstdio>
+#include <stdexcept>
+
+#include "packet_batch.hpp"
 
 namespace kmscope::analyzer {
 
@@ -29,6 +32,13 @@ std::string state_sentence(std::string_view state) {
     if (state == "closed") return "the connection was closed without any KMS answer";
     if (state == "idle") return "the connection went idle without any KMS answer";
     return "the capture ended before any KMS answer";
+}
+
+// DNS or multicast DNS: where KMS discovery (SRV _vlmcs._tcp) can be seen.
+bool is_dns(const capture::UdpDatagram& d) {
+    for (std::uint16_t port : {d.src.port, d.dst.port})
+        if (port == 53 || port == 5353) return true;
+    return false;
 }
 
 }  // namespace
@@ -154,7 +164,6 @@ void Analyzer::on_end(const std::string& file, const capture::TcpConnection& c) 
 }
 
 void Analyzer::on_udp(const std::string& file, const capture::UdpDatagram& d) {
-    if (d.src.port != 53 && d.dst.port != 53 && d.src.port != 5353 && d.dst.port != 5353) return;
     auto m = parse_kms_discovery(d.payload);
     if (!m) return;
     DnsRecord r;
@@ -176,21 +185,50 @@ bool Analyzer::run(const std::string& path) {
                                     std::vector<Event>&& events) { on_events(file, c, std::move(events)); },
                                 opt_.limits);
         split.on_end([&](const capture::TcpConnection& c) { on_end(file, c); });
-        source.set_udp_handler([&](const capture::UdpDatagram& d) { on_udp(file, d); });
-        std::uint64_t n = 0;
-        const bool show = opt_.progress;
-        ok = source.for_each_segment([&](const capture::TcpSegment& s) {
-            split.add(s);
-            if (show && (++n & 0xFFFF) == 0) {
-                double p = source.progress();
-                if (p >= 0)
-                    std::fprintf(stderr, "\r%s: %5.1f%%", file.c_str(), p * 100);
-                else
-                    std::fprintf(stderr, "\r%s: %llu packets", file.c_str(), static_cast<unsigned long long>(n));
-            }
-        });
-        if (show && n >= 0x10000) std::fprintf(stderr, "\r\033[K");
+        // This thread reads and decodes packets; the reassembly thread below does TCP and everything
+        // above it, and hands records to the output thread.
+        std::string reassembly_error;
+        {
+            BatchPipe<PacketBatch> reassembly(
+                [&](PacketBatch& batch) {
+                    if (!reassembly_error.empty()) return;
+                    try {
+                        batch.replay([&](const capture::TcpSegment& s) { split.add(s); },
+                                     [&](const capture::UdpDatagram& d) { on_udp(file, d); });
+                    } catch (const std::exception& e) {
+                        reassembly_error = e.what();
+                    }
+                },
+                1, 4);
+            PacketBatch batch;
+            auto flush_if_full = [&] {
+                if (!batch.full()) return;
+                reassembly.push(std::move(batch));
+                batch = PacketBatch();
+            };
+            source.set_udp_handler([&](const capture::UdpDatagram& d) {
+                if (!is_dns(d)) return;
+                batch.add(d);
+                flush_if_full();
+            });
+            std::uint64_t n = 0;
+            const bool show = opt_.progress;
+            ok = source.for_each_segment([&](const capture::TcpSegment& s) {
+                batch.add(s);
+                flush_if_full();
+                if (show && (++n & 0xFFFF) == 0) {
+                    double p = source.progress();
+                    if (p >= 0)
+                        std::fprintf(stderr, "\r%s: %5.1f%%", file.c_str(), p * 100);
+                    else
+                        std::fprintf(stderr, "\r%s: %llu packets", file.c_str(), static_cast<unsigned long long>(n));
+                }
+            });
+            if (!batch.empty()) reassembly.push(std::move(batch));
+            if (show && n >= 0x10000) std::fprintf(stderr, "\r\033[K");
+        }  // the reassembly thread has seen every packet
         if (!ok) std::fprintf(stderr, "kms-analyze: %s\n", source.error().c_str());
+        if (!reassembly_error.empty()) throw std::runtime_error(reassembly_error);
         split.finish();
         for (auto& [port, r] : candidates_)
             if (seen_kms_ports_.count(port)) pipe_.push(std::move(r));

@@ -14,9 +14,10 @@ namespace kmscope::analyzer {
 template <class T>
 class BatchPipe {
 public:
-    static constexpr std::size_t kBatch = 256, kMaxBatchesQueued = 8;
-
-    explicit BatchPipe(std::function<void(T&)> consume) : consume_(std::move(consume)) {
+    /// `consume` runs on the pipe's thread; items travel in groups of `batch`, at most `queued` groups
+    /// waiting at once.
+    explicit BatchPipe(std::function<void(T&)> consume, std::size_t batch = 256, std::size_t queued = 8)
+        : consume_(std::move(consume)), batch_size_(batch), max_queued_(queued) {
         thread_ = std::thread([this] { run(); });
     }
     ~BatchPipe() {
@@ -33,7 +34,7 @@ public:
 
     void push(T&& item) {
         batch_.push_back(std::move(item));
-        if (batch_.size() >= kBatch) submit();
+        if (batch_.size() >= batch_size_) submit();
     }
     /// Returns once every item pushed so far has been consumed.
     void drain() {
@@ -46,10 +47,10 @@ private:
     void submit() {
         if (batch_.empty()) return;
         std::unique_lock lock(mu_);
-        idle_.wait(lock, [&] { return queue_.size() < kMaxBatchesQueued; });
+        idle_.wait(lock, [&] { return queue_.size() < max_queued_; });
         queue_.push_back(std::move(batch_));
         batch_ = {};
-        batch_.reserve(kBatch);
+        batch_.reserve(batch_size_);
         lock.unlock();
         wake_.notify_one();
     }
@@ -72,6 +73,7 @@ private:
     }
 
     std::function<void(T&)> consume_;
+    std::size_t batch_size_, max_queued_;
     std::vector<T> batch_;
     std::deque<std::vector<T>> queue_;
     std::mutex mu_;
