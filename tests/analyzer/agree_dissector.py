@@ -20,6 +20,7 @@ if not os.path.exists(PLUGIN) or not shutil.which('tshark') or not os.path.exist
 
 # tshark field -> (where in the analyzer record, how to normalise the tshark text)
 REQ = [
+    ('tcp.stream', lambda r: r['stream'], int),  # the analyzer numbers connections as tshark does
     ('kms.version.major', lambda r: r['version'].split('.')[0] if r['version'] else None, str),
     ('kms.req.vm_info', lambda r: r['request']['vm_info'], int),
     ('kms.req.license_status', lambda r: r['request']['license_status'], int),
