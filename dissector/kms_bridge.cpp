@@ -8,12 +8,14 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "kmscope/conversation.hpp"
 #include "kmscope/epid.hpp"
 #include "kmscope/fingerprint.hpp"
 #include "kmscope/ndr.hpp"
 #include "kmscope/products.hpp"
+#include "kmscope/rpc_checks.hpp"
 #include "kmscope/status.hpp"
 
 namespace kmsdiss {
@@ -58,8 +60,28 @@ void add_text(wmem_allocator_t* scope, TextList& list, std::string_view name, st
     ++list.n;
 }
 
-void add_failed(wmem_allocator_t* scope, TextList& list, const kms::Verdict& v) {
-    for (auto c : v.failed) add_text(scope, list, kms::check_name(c), kms::check_description(c), c == kms::Check::Count);
+/// A text the core returns as a view of a string literal: NUL-terminated and alive for the process, so it
+/// needs no copy. An empty view (possibly with a NULL data pointer) becomes "".
+const char* literal(std::string_view s) {
+    return s.empty() ? "" : s.data();
+}
+
+/// Names and descriptions of failed checks: both are literals of the core.
+void add_failed(TextList& list, const CheckList& checks) {
+    for (int i = 0; i < checks.n && list.n < kMaxItems; ++i) {
+        auto c = static_cast<kms::Check>(checks.code[i]);
+        list.name[list.n] = literal(kms::check_name(c));
+        list.text[list.n] = literal(kms::check_description(c));
+        list.is_count[list.n] = c == kms::Check::Count;
+        ++list.n;
+    }
+}
+
+CheckList check_list(const kms::Verdict& v) {
+    CheckList out{};
+    for (auto c : v.failed)
+        if (out.n < kMaxItems) out.code[out.n++] = static_cast<guint8>(c);
+    return out;
 }
 
 template <std::size_t N>
@@ -73,12 +95,45 @@ std::map<std::string, ServerFingerprint>* g_fingerprints = nullptr;
 std::map<guint32, Conversation>* g_connections = nullptr;
 std::map<std::string, std::size_t>* g_reported_tells = nullptr;  // tells already shown, per server
 
+/// Decoded requests kept for the response of their call (keyed by the dissector's per-call record), so that
+/// the response does not decode and decrypt the request again. A response takes its request out; requests
+/// that are never answered stay until the file is closed, at most kMaxKeptRequests of them (beyond that the
+/// response decodes the stored message instead).
+std::unordered_map<const void*, kms::DecodedRequest>* g_kept_requests = nullptr;
+constexpr std::size_t kMaxKeptRequests = 1u << 16;
+
+void keep_request(const void* key, kms::DecodedRequest&& q) {
+    std::lock_guard<std::mutex> lock(g_fingerprints_mu);
+    if (!g_kept_requests) g_kept_requests = new std::unordered_map<const void*, kms::DecodedRequest>();
+    if (g_kept_requests->size() < kMaxKeptRequests) g_kept_requests->insert_or_assign(key, std::move(q));
+}
+
+std::optional<kms::DecodedRequest> take_kept_request(const void* key) {
+    std::lock_guard<std::mutex> lock(g_fingerprints_mu);
+    if (!g_kept_requests || !key) return std::nullopt;
+    auto it = g_kept_requests->find(key);
+    if (it == g_kept_requests->end()) return std::nullopt;
+    std::optional<kms::DecodedRequest> q(std::move(it->second));
+    g_kept_requests->erase(it);
+    return q;
+}
+
+/// The request of a response: the kept decoded copy, else the stored message decoded again.
+std::optional<kms::DecodedRequest> request_for(const ResponseInput& in) {
+    if (auto kept = take_kept_request(in.request_key)) return kept;
+    if (!in.request_message || !in.request_len) return std::nullopt;
+    auto decoded = kms::decode_request(ByteView(in.request_message, in.request_len));
+    if (!decoded) return std::nullopt;
+    return std::move(*decoded);
+}
+
 ServerFingerprint& fingerprint_for(const char* server_key) {
     if (!g_fingerprints) g_fingerprints = new std::map<std::string, ServerFingerprint>();
     return (*g_fingerprints)[server_key];
 }
 
-void fill_request(wmem_allocator_t* scope, const kms::DecodedRequest& q, RequestView* out) {
+void fill_request(wmem_allocator_t* scope, const kms::DecodedRequest& q, unsigned want, RequestView* out) {
+    const bool details = want & kWantDetails;
     out->decoded = true;
     out->encrypted = q.encrypted();
     copy(out->iv, q.iv);
@@ -92,15 +147,19 @@ void fill_request(wmem_allocator_t* scope, const kms::DecodedRequest& q, Request
     out->license_status = b.license_status;
     out->binding_expiration = b.binding_expiration;
     out->n_policy = b.n_policy;
-    out->license_status_name = dup(scope, license_status_name(b.license_status));
-    out->app = product_view(scope, b.app_id);
+    // The SKU name is in the Info column; the other names only in the tree.
     out->sku = product_view(scope, b.sku_id);
-    out->kms = product_view(scope, b.kms_id);
+    out->app = details ? product_view(scope, b.app_id) : plain_view(b.app_id);
+    out->kms = details ? product_view(scope, b.kms_id) : plain_view(b.kms_id);
     out->cmid = plain_view(b.cmid);
     out->previous_cmid = plain_view(b.previous_cmid);
     out->client_time = time_view(b.client_time);
     out->workstation = dup(scope, b.workstation());
-    out->cmid_text = dup(scope, b.cmid.to_string());
+    if (want & kWantTapText) {
+        out->license_status_name = literal(license_status_name(b.license_status));
+        out->cmid_text = dup(scope, b.cmid.to_string());
+    }
+    if (!details) return;
     // On the request frame a failed "version" check means the request's own version is unsupported
     // (the core's description speaks of the response, which is the exchange-level meaning).
     for (auto c : kms::verify_request(q).failed) {
@@ -122,11 +181,12 @@ void fill_epid(const std::string& epid, EpidView& v) {
     v.lcid = parts->lcid;
     v.build = parts->build;
     using namespace std::chrono;
-    sys_days day = sys_days{year{parts->year} / January / 1} + days{parts->day_of_year > 0 ? parts->day_of_year - 1 : 0};
+    sys_days day =
+        sys_days{year{parts->year} / January / 1} + days{parts->day_of_year > 0 ? parts->day_of_year - 1 : 0};
     v.date = TimeView{day.time_since_epoch().count() * 86400LL, 0};
 }
 
-void fill_response(wmem_allocator_t* scope, const kms::DecodedResponse& p, ResponseView* out) {
+void fill_response(wmem_allocator_t* scope, const kms::DecodedResponse& p, unsigned want, ResponseView* out) {
     out->decoded = true;
     out->encrypted = p.encrypted();
     copy(out->iv, p.iv);
@@ -138,7 +198,7 @@ void fill_response(wmem_allocator_t* scope, const kms::DecodedResponse& p, Respo
     out->layout = kms::layout::response_layout(p.base.pid_size, p.version.major);
     out->pid_size = p.base.pid_size;
     out->epid = dup(scope, p.base.epid);
-    fill_epid(p.base.epid, out->epid_parts);
+    if (want & kWantDetails) fill_epid(p.base.epid, out->epid_parts);  // the parts are tree items only
     std::memcpy(out->cmid, p.base.cmid.wire.data(), 16);
     out->client_time = time_view(p.base.client_time);
     out->count = p.base.count;
@@ -168,17 +228,51 @@ void observe_exchange(wmem_allocator_t* scope, const char* server_key, const Exc
     reported = fp.tells().size();
 }
 
-std::string verdict_text(const kms::Verdict& v) {
-    if (v.ok()) return "ok";
+const char* verdict_text(wmem_allocator_t* scope, const CheckList& checks) {
+    if (checks.n == 0) return "ok";
     std::string s = "FAIL";
-    for (auto c : v.failed) s += std::string(" ") + std::string(kms::check_name(c));
-    return s;
+    for (int i = 0; i < checks.n; ++i) (s += ' ') += kms::check_name(static_cast<kms::Check>(checks.code[i]));
+    return dup(scope, s);
+}
+
+/// The response header anomalies (the core's rules) of a response whose stub framed as `framed`.
+void add_header_anomalies(wmem_allocator_t* scope, const ResponseInput& in, const rpc::ResponseStub* framed,
+                          ResponseView* out) {
+    if (!in.header || !in.header->present) return;
+    rpc::ResponseHeaderFacts facts;
+    facts.flags = in.header->flags;
+    facts.context_id = in.header->context_id;
+    facts.cancel_count = in.header->cancel_count;
+    facts.alloc_hint = in.header->alloc_hint;
+    if (in.header->has_request_context) facts.request_context_id = in.header->request_context_id;
+    if (framed && framed->message) facts.message_size = framed->message->size();
+    facts.ndr = in.ndr64 ? rpc::Ndr::Ndr64 : rpc::Ndr::Ndr32;
+    for (const auto& a : rpc::response_header_anomalies(facts)) add_text(scope, out->header_anomalies, "rpc", a);
+}
+
+/// The verdict of a decoded response: the one an earlier pass kept, else verify_exchange on the request plus
+/// the RPC checks (stub and header anomalies both fail `rpc`, as in the conversation model).
+void set_verdict(wmem_allocator_t* scope, const ResponseInput& in, const std::optional<kms::DecodedRequest>& q,
+                 const kms::DecodedResponse& p, bool rpc_anomalies, ResponseView* out) {
+    if (in.kept_verdict) {
+        out->checks = *in.kept_verdict;
+    } else if (q) {
+        kms::Verdict v = kms::verify_exchange(*q, p);
+        if (rpc_anomalies) v.fail(kms::Check::Rpc);
+        out->checks = check_list(v);
+    } else {
+        return;
+    }
+    out->verified = true;
+    out->valid = out->checks.n == 0;
+    if (in.want & kWantDetails) add_failed(out->failed, out->checks);
+    if (in.want & kWantTapText) out->verdict = verdict_text(scope, out->checks);
 }
 
 }  // namespace
 
 void decode_request_stub(wmem_allocator_t* scope, const guint8* stub, std::size_t len, bool ndr64, bool decrypt,
-                         RequestView* out) noexcept {
+                         unsigned want, const void* keep, RequestView* out) noexcept {
     try {
         ByteView bytes(stub, stub ? len : 0);
         auto framed = rpc::parse_request_stub(bytes, ndr64 ? rpc::Ndr::Ndr64 : rpc::Ndr::Ndr32);
@@ -206,7 +300,8 @@ void decode_request_stub(wmem_allocator_t* scope, const guint8* stub, std::size_
             out->error = dup(scope, q.error().to_string());
             return;
         }
-        fill_request(scope, *q, out);
+        fill_request(scope, *q, want, out);
+        if (keep) keep_request(keep, std::move(*q));
     } catch (const std::exception& e) {
         out->error = dup(scope, std::string("internal error: ") + e.what());
     } catch (...) {
@@ -214,36 +309,35 @@ void decode_request_stub(wmem_allocator_t* scope, const guint8* stub, std::size_
     }
 }
 
-void decode_response_stub(wmem_allocator_t* scope, const guint8* stub, std::size_t len, bool ndr64, bool decrypt,
-                          const guint8* request_message, std::size_t request_len, const char* server_key,
-                          guint32 call_id, ResponseView* out) noexcept {
+void decode_response_stub(wmem_allocator_t* scope, const ResponseInput& in, ResponseView* out) noexcept {
     try {
         out->verdict = "unverified";
-        ByteView bytes(stub, stub ? len : 0);
-        auto framed = rpc::parse_response_stub(bytes, ndr64 ? rpc::Ndr::Ndr64 : rpc::Ndr::Ndr32);
+        const rpc::Ndr ndr = in.ndr64 ? rpc::Ndr::Ndr64 : rpc::Ndr::Ndr32;
+        auto framed = rpc::parse_response_stub(ByteView(in.stub, in.stub ? in.len : 0), ndr);
+        add_header_anomalies(scope, in, framed ? &*framed : nullptr, out);
         if (!framed) {
             out->error = dup(scope, framed.error().to_string());
             return;
         }
         for (const auto& a : framed->anomalies) add_text(scope, out->anomalies, "rpc", a);
+        const bool rpc_anomalies = out->anomalies.n > 0 || out->header_anomalies.n > 0;
         out->hresult = framed->return_value;
-        out->hresult_name = dup(scope, hresult_name(framed->return_value));
+        out->hresult_name = literal(hresult_name(framed->return_value));
+        // A kept verdict makes the request unnecessary; else it is needed to verify (and to fingerprint).
         std::optional<kms::DecodedRequest> q;
-        if (request_message && request_len) {
-            auto decoded = kms::decode_request(ByteView(request_message, request_len));
-            if (decoded) q = std::move(*decoded);
-        }
+        if (!in.kept_verdict) q = request_for(in);
         if (!framed->message) {
             out->is_hresult = true;
-            out->verdict = dup(scope, "HRESULT " + hex32(framed->return_value) +
-                                          (out->hresult_name[0] ? std::string(" ") + out->hresult_name : ""));
-            if (server_key) {
+            if (in.want & kWantTapText)
+                out->verdict = dup(scope, "HRESULT " + hex32(framed->return_value) +
+                                              (out->hresult_name[0] ? std::string(" ") + out->hresult_name : ""));
+            if (in.server_key) {
                 Exchange x;
-                x.call_id = call_id;
+                x.call_id = in.call_id;
                 x.outcome = Outcome::Hresult;
                 x.hresult = framed->return_value;
                 x.request = std::move(q);
-                observe_exchange(scope, server_key, x, out);
+                observe_exchange(scope, in.server_key, x, out);
             }
             return;
         }
@@ -253,7 +347,7 @@ void decode_response_stub(wmem_allocator_t* scope, const guint8* stub, std::size
             out->have_version = true;
             out->major = v->major;
             out->minor = v->minor;
-            if (!decrypt && v->major >= 5) {
+            if (!in.decrypt && v->major >= 5) {
                 out->encrypted = true;
                 out->decrypt_skipped = true;
                 if (framed->message->size() >= kms::layout::kEnvCiphertext)
@@ -266,23 +360,16 @@ void decode_response_stub(wmem_allocator_t* scope, const guint8* stub, std::size
             out->error = dup(scope, p.error().to_string());
             return;
         }
-        fill_response(scope, *p, out);
-        if (q) {
-            kms::Verdict v = kms::verify_exchange(*q, *p);
-            if (!framed->anomalies.empty()) v.fail(kms::Check::Rpc);
-            out->verified = true;
-            out->valid = v.ok();
-            add_failed(scope, out->failed, v);
-            out->verdict = dup(scope, verdict_text(v));
-        }
-        if (server_key) {
+        fill_response(scope, *p, in.want, out);
+        set_verdict(scope, in, q, *p, rpc_anomalies, out);
+        if (in.server_key) {
             Exchange x;
-            x.call_id = call_id;
-            x.ndr = ndr64 ? rpc::Ndr::Ndr64 : rpc::Ndr::Ndr32;
+            x.call_id = in.call_id;
+            x.ndr = ndr;
             x.outcome = Outcome::Response;
             x.request = std::move(q);
             x.response = std::move(*p);
-            observe_exchange(scope, server_key, x, out);
+            observe_exchange(scope, in.server_key, x, out);
         }
     } catch (const std::exception& e) {
         out->error = dup(scope, std::string("internal error: ") + e.what());
@@ -325,8 +412,8 @@ bool starts_with_bind_pdu(const guint8* bytes, std::size_t len) noexcept {
     }
 }
 
-void observe_segment(guint32 connection, const char* server_key, bool to_server, const guint8* bytes,
-                     std::size_t len, gint64 secs, gint32 nsecs) noexcept {
+void observe_segment(guint32 connection, const char* server_key, bool to_server, const guint8* bytes, std::size_t len,
+                     gint64 secs, gint32 nsecs) noexcept {
     try {
         std::lock_guard<std::mutex> lock(g_fingerprints_mu);
         if (!g_connections) g_connections = new std::map<guint32, Conversation>();
@@ -404,6 +491,8 @@ void reset_fingerprints() noexcept {
     g_connections = nullptr;
     delete g_reported_tells;
     g_reported_tells = nullptr;
+    delete g_kept_requests;
+    g_kept_requests = nullptr;
 }
 
 const char* license_status_text(guint32 status) noexcept {

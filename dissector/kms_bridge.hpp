@@ -4,18 +4,31 @@
 // a stack frame that calls a tvb accessor (Wireshark's exceptions are longjmp; wireshark-build.md §3).
 #pragma once
 
+#include <epan/wmem_scopes.h>
 #include <glib.h>
 
 #include <cstddef>
 #include <cstdint>
-
-#include <epan/wmem_scopes.h>
 
 #include "kmscope/kms.hpp"
 
 namespace kmsdiss {
 
 inline constexpr int kMaxItems = 16;
+
+/// What a caller needs beyond the Info column, the decrypted data source and the fingerprint; the bridge
+/// skips the rest (most frames of a summary run need neither).
+enum Want : unsigned {
+    kWantDetails = 1u << 0,  // tree items and expert infos: product names of every GUID, the request's own
+                             // failed checks, ePID parts, failed-check descriptions
+    kWantTapText = 1u << 1,  // texts for the kms tap: CMID text, license status name, verdict text
+};
+
+/// Failed checks (kms::Check values) in verdict order: what a response frame keeps across passes.
+struct CheckList {
+    guint8 n;
+    guint8 code[kMaxItems];
+};
 
 /// A GUID field with its product-table name.
 struct GuidView {
@@ -40,15 +53,15 @@ struct TextList {
 
 /// Everything the dissector shows for a request stub.
 struct RequestView {
-    const char* error;        // the stub or message could not be decoded (text from the core)
-    guint32 msg_offset;       // KMS message offset within the stub
-    guint32 msg_len;          // KMS message length (0 when the stub framing failed)
-    guint32 trailing;         // bytes after the message in the stub
+    const char* error;   // the stub or message could not be decoded (text from the core)
+    guint32 msg_offset;  // KMS message offset within the stub
+    guint32 msg_len;     // KMS message length (0 when the stub framing failed)
+    guint32 trailing;    // bytes after the message in the stub
     bool have_version;
     guint16 major, minor;
-    bool decoded;             // the base request is available
-    bool encrypted;           // v5/v6 envelope
-    bool decrypt_skipped;     // v5/v6 but decryption is off
+    bool decoded;          // the base request is available
+    bool encrypted;        // v5/v6 envelope
+    bool decrypt_skipped;  // v5/v6 but decryption is off
     guint8 iv[16];
     guint8 mac[16];
     const guint8* plaintext;  // v5/v6: 240 decrypted bytes (base request + padding)
@@ -59,7 +72,7 @@ struct RequestView {
     TimeView client_time;
     const char* workstation;
     const char* cmid_text;
-    TextList failed;          // checks of the request alone (verify_request)
+    TextList failed;  // checks of the request alone (verify_request; kWantDetails only)
 };
 
 /// The ePID broken into its parts.
@@ -72,7 +85,7 @@ struct EpidView {
 /// Everything the dissector shows for a response stub.
 struct ResponseView {
     const char* error;
-    bool is_hresult;           // NULL out pointer: the stub carries only an HRESULT
+    bool is_hresult;  // NULL out pointer: the stub carries only an HRESULT
     guint32 hresult;
     const char* hresult_name;  // "" when unknown
     guint32 msg_offset, msg_len;
@@ -94,26 +107,60 @@ struct ResponseView {
     guint32 count, activation_interval, renewal_interval;
     guint8 random_xored_ivs[16], hash[32], hwid[8], xored_ivs[16], hmac[16];
     bool has_hwid;
-    TextList anomalies;  // response stub framing deviations (core's parse_response_stub)
-    // Verification (only when the request was seen).
+    TextList anomalies;         // response stub framing deviations (core's parse_response_stub)
+    TextList header_anomalies;  // response header deviations (core's rpc::response_header_anomalies)
+    // Verification (only when the request was seen, or from a verdict kept by an earlier pass).
     bool verified;
     bool valid;
-    TextList failed;
-    const char* verdict;  // "ok", "FAIL hash ...", "HRESULT 0x... NAME", "unverified"
+    CheckList checks;     // the failed checks
+    TextList failed;      // the same with names and descriptions (kWantDetails only)
+    const char* verdict;  // kWantTapText only: "ok", "FAIL hash ...", "HRESULT 0x... NAME", "unverified"
     // Fingerprint of the server after this response (first pass only; NULL otherwise).
     const char* server_impl;
     TextList new_tells;
 };
 
-/// Decodes a request stub (NDR32 or NDR64). `stub` may be NULL when `len` is 0.
+/// Decodes a request stub (NDR32 or NDR64). `stub` may be NULL when `len` is 0. `want` is a set of Want
+/// bits. When `keep` is non-NULL and the request decodes, the bridge keeps the decoded request under that
+/// key for the response of the same call (decode_response_stub), so that it is not decoded twice.
 void decode_request_stub(wmem_allocator_t* scope, const guint8* stub, std::size_t len, bool ndr64, bool decrypt,
-                         RequestView* out) noexcept;
+                         unsigned want, const void* keep, RequestView* out) noexcept;
 
-/// Decodes a response stub and, when the request message is known, verifies the exchange. When
-/// `server_key` is non-NULL the exchange is also fed to that server's fingerprint.
-void decode_response_stub(wmem_allocator_t* scope, const guint8* stub, std::size_t len, bool ndr64, bool decrypt,
-                          const guint8* request_message, std::size_t request_len, const char* server_key,
-                          guint32 call_id, ResponseView* out) noexcept;
+/// The response PDU's header fields, read from the PDU in front of the stub, and the request's context id.
+struct RpcHeaderView {
+    bool present;  // false when the header could not be read (stub reassembled from fragments)
+    guint8 flags;
+    guint16 context_id;
+    guint8 cancel_count;
+    guint32 alloc_hint;
+    bool has_request_context;
+    guint16 request_context_id;
+};
+
+/// Everything decode_response_stub needs besides the stub.
+struct ResponseInput {
+    const guint8* stub;  // may be NULL when len is 0
+    std::size_t len;
+    bool ndr64;
+    bool decrypt;
+    unsigned want;  // Want bits
+    // The request: the key given to decode_request_stub (its decoded copy, if still kept), else the stored
+    // message, decoded again. Both NULL when the request was not seen.
+    const void* request_key;
+    const guint8* request_message;
+    std::size_t request_len;
+    // A verdict an earlier pass computed for this frame: used as is, the request is then not needed.
+    const CheckList* kept_verdict;
+    const RpcHeaderView* header;  // NULL when unknown
+    // First pass only: the server whose fingerprint sees this exchange (NULL on later passes).
+    const char* server_key;
+    guint32 call_id;
+};
+
+/// Decodes a response stub and, when the request is known, verifies the exchange, the response header
+/// checks included. Feeds the exchange to the fingerprint of `server_key` when it is set; the decoded request
+/// kept under `request_key` is released then (the fingerprint is the last first-pass user).
+void decode_response_stub(wmem_allocator_t* scope, const ResponseInput& in, ResponseView* out) noexcept;
 
 /// True when `bytes` start with a DCE/RPC bind or alter_context that offers the KMS interface.
 bool is_kms_bind(const guint8* bytes, std::size_t len) noexcept;
@@ -124,19 +171,19 @@ bool starts_with_bind_pdu(const guint8* bytes, std::size_t len) noexcept;
 
 /// Feeds one TCP segment of a KMS connection (first pass, capture order) to the core's conversation
 /// model of that connection; the bind answers it yields go to the fingerprint of `server_key`.
-void observe_segment(guint32 connection, const char* server_key, bool to_server, const guint8* bytes,
-                     std::size_t len, gint64 secs, gint32 nsecs) noexcept;
+void observe_segment(guint32 connection, const char* server_key, bool to_server, const guint8* bytes, std::size_t len,
+                     gint64 secs, gint32 nsecs) noexcept;
 
 /// One DCE/RPC PDU found at the start of `bytes` (for connections whose bind was not captured).
 struct PduView {
-    bool ok;               // a complete, valid PDU header and body
-    guint8 ptype;          // 0 request, 2 response, ...
-    guint32 frag_length;   // bytes of the PDU
+    bool ok;              // a complete, valid PDU header and body
+    guint8 ptype;         // 0 request, 2 response, ...
+    guint32 frag_length;  // bytes of the PDU
     guint32 call_id;
-    guint16 opnum;         // requests
-    guint32 stub_offset;   // within the PDU
+    guint16 opnum;        // requests
+    guint32 stub_offset;  // within the PDU
     guint32 stub_length;
-    int ndr;               // 32 or 64 when the stub frames as a KMS message with that NDR, else 0
+    int ndr;  // 32 or 64 when the stub frames as a KMS message with that NDR, else 0
 };
 
 /// Parses the PDU at the start of `bytes`; for requests and responses says which NDR (if any) frames the

@@ -7,11 +7,9 @@
 //   * the functions that touch a tvb hold no C++ object with a destructor (tvb errors are longjmp);
 //   * the stub is copied out with tvb_memdup, decoded by noexcept bridge calls into wmem memory;
 //   * no C++ exception can leave the bridge.
-#include <glib.h>
-
-#include <cstring>
-
+#include <epan/column-info.h>
 #include <epan/conversation.h>
+#include <epan/dissectors/packet-dcerpc.h>
 #include <epan/expert.h>
 #include <epan/packet.h>
 #include <epan/prefs.h>
@@ -20,8 +18,10 @@
 #include <epan/stats_tree.h>
 #include <epan/tap.h>
 #include <epan/to_str.h>
-#include <epan/dissectors/packet-dcerpc.h>
+#include <glib.h>
 #include <ws_version.h>
+
+#include <cstring>
 
 #include "kms_bridge.hpp"
 #include "kmscope/kms.hpp"
@@ -141,20 +141,120 @@ struct KmsTapInfo {
     const char* verdict;         // response
 };
 
-/// The request message kept for the response of the same call (file scope).
+/// The request of a call, kept for its response (file scope). Its address is also the key under which the
+/// bridge keeps the decoded request until the response takes it.
 struct StoredRequest {
     guint8* message;
     guint32 len;
+    bool has_context_id;  // the request PDU header was readable
+    guint16 context_id;
 };
 
-/// First-pass results of a response frame that must not change on later passes.
+/// First-pass results of a response frame, computed once: the fingerprint depends on what came before, and
+/// the verdict needs the request (kept so that later passes, e.g. Wireshark re-dissecting, skip the request
+/// and the verification).
 struct StoredResponse {
-    const char* server_impl;
+    const char* server_impl;  // a string literal from the core; NULL when the fingerprint did not run
     int n_tells;
-    const char* tells[kmsdiss::kMaxItems];
+    const char** tells;  // n_tells texts (file scope)
+    bool verified;
+    kmsdiss::CheckList verdict;
 };
 
-void dissect_midstream(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree);
+void dissect_midstream(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, conversation_t* conv);
+
+/// Expert infos are only seen in a tree, by the expert tap (e.g. tshark -z expert) or in an Expert column.
+bool experts_wanted(packet_info* pinfo, proto_tree* tree) {
+    static const int expert_tap = find_tap_id("expert");
+    return tree != nullptr || (expert_tap > 0 && have_tap_listener(expert_tap)) ||
+           (pinfo->cinfo && pinfo->cinfo->col_first[COL_EXPERT] >= 0);
+}
+
+/// What the bridge must compute for this dissection (kmsdiss::Want bits): the summary pass needs only the
+/// Info column, the data sources and the verdict.
+unsigned wants(packet_info* pinfo, proto_tree* tree) {
+    unsigned want = 0;
+    if (experts_wanted(pinfo, tree)) want |= kmsdiss::kWantDetails;
+    if (have_tap_listener(kms_tap)) want |= kmsdiss::kWantTapText;
+    return want;
+}
+
+// ---- the DCE/RPC header in front of a stub ------------------------------------------------------------
+
+constexpr int kCommonHeaderSize = 16;
+constexpr int kRequestHeaderSize = 24;   // common header, alloc_hint, context id, opnum
+constexpr int kObjectUuidSize = 16;      // between the request header and the stub when PFC_OBJECT_UUID is set
+constexpr int kResponseHeaderSize = 24;  // common header, alloc_hint, context id, cancel_count, reserved
+constexpr guint8 kPfcObjectUuid = 0x80;
+
+guint16 le16(const guint8* p) {
+    return static_cast<guint16>(p[0] | p[1] << 8);
+}
+
+guint32 le32(const guint8* p) {
+    return static_cast<guint32>(p[0]) | static_cast<guint32>(p[1]) << 8 | static_cast<guint32>(p[2]) << 16 |
+           static_cast<guint32>(p[3]) << 24;
+}
+
+/// Copies the `n` bytes in front of the stub at `offset` of `tvb`, as received: DCE/RPC hands a subdissector
+/// a slice of the PDU (a subset of the TCP payload, or of TCP's reassembled segment), so the PDU header lies
+/// just before it in the same data source. A stub reassembled from DCE/RPC fragments is a new buffer without
+/// the header: false then. `stub` holds the first `stub_len` captured stub bytes, compared to make sure.
+bool bytes_before_stub(tvbuff_t* tvb, int offset, const guint8* stub, int stub_len, int n, guint8* out) {
+    tvbuff_t* ds = tvb_get_ds_tvb(tvb);
+    if (!ds || !stub || stub_len <= 0) return false;
+    const gint at = tvb_raw_offset(tvb) + offset;
+    const int check = stub_len < 16 ? stub_len : 16;
+    const gint ds_len = static_cast<gint>(tvb_captured_length(ds));
+    if (at < n || at + check > ds_len) return false;
+    guint8 head[16];
+    tvb_memcpy(ds, head, at, check);
+    if (std::memcmp(head, stub, static_cast<std::size_t>(check)) != 0) return false;
+    tvb_memcpy(ds, out, at - n, n);
+    return true;
+}
+
+/// True when `h` is a little-endian connection-oriented DCE/RPC header of type `ptype` for `call_id` (the core
+/// decodes little-endian PDUs only).
+bool is_header_of(const guint8* h, guint8 ptype, guint32 call_id) {
+    return h[0] == 5 && h[2] == ptype && (h[4] & 0x10) != 0 && le32(h + 12) == call_id;
+}
+
+/// The context id of the request PDU in front of a request stub (with or without an object UUID).
+bool request_context_id(tvbuff_t* tvb, int offset, const guint8* stub, int stub_len, guint32 call_id,
+                        guint16* context_id) {
+    guint8 h[kRequestHeaderSize + kObjectUuidSize];
+    if (bytes_before_stub(tvb, offset, stub, stub_len, kRequestHeaderSize, h) && is_header_of(h, 0, call_id) &&
+        (h[3] & kPfcObjectUuid) == 0) {
+        *context_id = le16(h + 20);
+        return true;
+    }
+    if (bytes_before_stub(tvb, offset, stub, stub_len, kRequestHeaderSize + kObjectUuidSize, h) &&
+        is_header_of(h, 0, call_id) && (h[3] & kPfcObjectUuid) != 0) {
+        *context_id = le16(h + 20);
+        return true;
+    }
+    return false;
+}
+
+/// The response header fields in front of a response stub, with the request's context id when known.
+kmsdiss::RpcHeaderView response_header(tvbuff_t* tvb, int offset, const guint8* stub, int stub_len, guint32 call_id,
+                                       const StoredRequest* sr) {
+    kmsdiss::RpcHeaderView v{};
+    guint8 h[kResponseHeaderSize];
+    if (!bytes_before_stub(tvb, offset, stub, stub_len, kResponseHeaderSize, h) || !is_header_of(h, 2, call_id))
+        return v;
+    v.present = true;
+    v.flags = h[3];
+    v.alloc_hint = le32(h + kCommonHeaderSize);
+    v.context_id = le16(h + kCommonHeaderSize + 4);
+    v.cancel_count = h[kCommonHeaderSize + 6];
+    if (sr && sr->has_context_id) {
+        v.has_request_context = true;
+        v.request_context_id = sr->context_id;
+    }
+    return v;
+}
 
 /// Per TCP connection: which side is the server (the side the bind was sent to).
 struct KmsConnection {
@@ -229,18 +329,16 @@ void add_base_request(proto_tree* tree, packet_info* pinfo, tvbuff_t* tvb, int b
     add_guid(tree, hf_kms_req_kms_id, tvb, base + static_cast<int>(layout::kReqKmsId), rv->kms);
     add_product(tree, pinfo, hf_kms_kms_product, tvb, base + static_cast<int>(layout::kReqKmsId), rv->kms, "KMS");
     add_guid(tree, hf_kms_req_cmid, tvb, base + static_cast<int>(layout::kReqCmid), rv->cmid);
-    proto_tree_add_uint(tree, hf_kms_req_n_policy, tvb, base + static_cast<int>(layout::kReqNPolicy), 4,
-                        rv->n_policy);
+    proto_tree_add_uint(tree, hf_kms_req_n_policy, tvb, base + static_cast<int>(layout::kReqNPolicy), 4, rv->n_policy);
     nstime_t ct = to_nstime(rv->client_time);
-    proto_item* ti = proto_tree_add_time(tree, hf_kms_req_client_time, tvb,
-                                         base + static_cast<int>(layout::kReqClientTime), 8, &ct);
+    proto_item* ti =
+        proto_tree_add_time(tree, hf_kms_req_client_time, tvb, base + static_cast<int>(layout::kReqClientTime), 8, &ct);
     gint64 skew = static_cast<gint64>(pinfo->abs_ts.secs) - rv->client_time.secs;
     if (skew > kMaxClockSkewSeconds || skew < -kMaxClockSkewSeconds)
         expert_add_info_format(pinfo, ti, &ei_kms_clock_skew,
                                "Client time is %" G_GINT64_FORMAT " s %s the capture time (more than 4 h)",
                                skew > 0 ? skew : -skew, skew > 0 ? "behind" : "ahead of");
-    add_guid(tree, hf_kms_req_previous_cmid, tvb, base + static_cast<int>(layout::kReqPreviousCmid),
-             rv->previous_cmid);
+    add_guid(tree, hf_kms_req_previous_cmid, tvb, base + static_cast<int>(layout::kReqPreviousCmid), rv->previous_cmid);
     proto_tree_add_string(tree, hf_kms_req_workstation, tvb, base + static_cast<int>(layout::kReqWorkstation),
                           static_cast<int>(kmscope::kms::kWorkstationBytes), rv->workstation);
 }
@@ -250,26 +348,53 @@ void add_version(proto_tree* tree, tvbuff_t* tvb, int msg, guint16 major, guint1
     proto_tree_add_uint(tree, hf_kms_version_major, tvb, msg + static_cast<int>(layout::kEnvVersion) + 2, 2, major);
 }
 
+/// The record of a call's request for its response: the first request of a call, on the first pass.
+StoredRequest* new_stored_request(packet_info* pinfo, const dcerpc_info* di) {
+    if (PINFO_FD_VISITED(pinfo) || !di->call_data || di->call_data->se_data) return nullptr;
+    return wmem_new0(wmem_file_scope(), StoredRequest);
+}
+
+/// Attaches the request message and its PDU's context id to the call (when the stub framed a message).
+void store_request(StoredRequest* sr, tvbuff_t* tvb, int offset, const guint8* stub, gint captured, dcerpc_info* di,
+                   const RequestView* rv) {
+    if (!sr || rv->msg_len == 0) return;
+    sr->message = static_cast<guint8*>(wmem_memdup(wmem_file_scope(), stub + rv->msg_offset, rv->msg_len));
+    sr->len = rv->msg_len;
+    sr->has_context_id = request_context_id(tvb, offset, stub, captured, di->call_id, &sr->context_id);
+    di->call_data->se_data = sr;
+}
+
+void queue_request_tap(packet_info* pinfo, const RequestView* rv) {
+    if (!have_tap_listener(kms_tap)) return;
+    KmsTapInfo* ti = wmem_new0(pinfo->pool, KmsTapInfo);
+    ti->is_request = true;
+    ti->major = rv->major;
+    ti->minor = rv->minor;
+    if (rv->decoded) {
+        ti->product = rv->sku.name;
+        ti->license_status = rv->license_status_name;
+        ti->cmid = rv->cmid_text;
+        ti->workstation = rv->workstation;
+    }
+    tap_queue_packet(kms_tap, pinfo, ti);
+}
+
 int dissect_kms_request(tvbuff_t* tvb, int offset, packet_info* pinfo, proto_tree* tree, dcerpc_info* di, guint8*) {
     const gint reported = tvb_reported_length_remaining(tvb, offset);
     const gint captured = tvb_captured_length_remaining(tvb, offset);
     guint8* stub = captured > 0 ? static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, offset, captured)) : nullptr;
+    const unsigned want = wants(pinfo, tree);
+    const bool details = want & kmsdiss::kWantDetails;
+    StoredRequest* sr = new_stored_request(pinfo, di);
     RequestView* rv = wmem_new0(pinfo->pool, RequestView);
-    kmsdiss::decode_request_stub(pinfo->pool, stub, captured > 0 ? static_cast<std::size_t>(captured) : 0,
-                                 is_ndr64(di), kms_decrypt, rv);
-
-    if (!PINFO_FD_VISITED(pinfo) && di->call_data && rv->msg_len > 0 && di->call_data->se_data == nullptr) {
-        StoredRequest* sr = wmem_new0(wmem_file_scope(), StoredRequest);
-        sr->message = static_cast<guint8*>(wmem_memdup(wmem_file_scope(), stub + rv->msg_offset, rv->msg_len));
-        sr->len = rv->msg_len;
-        di->call_data->se_data = sr;
-    }
+    kmsdiss::decode_request_stub(pinfo->pool, stub, captured > 0 ? static_cast<std::size_t>(captured) : 0, is_ndr64(di),
+                                 kms_decrypt, want, sr, rv);
+    store_request(sr, tvb, offset, stub, captured, di, rv);
 
     const int msg = offset + static_cast<int>(rv->msg_offset);
     proto_item* mi = proto_tree_add_item(tree, hf_kms_request, tvb, offset, reported, ENC_NA);
     proto_tree* mt = proto_item_add_subtree(mi, ett_kms_message);
-    if (rv->msg_len > 0)
-        proto_tree_add_uint(mt, hf_kms_message_size, tvb, offset, 4, rv->msg_len);
+    if (rv->msg_len > 0) proto_tree_add_uint(mt, hf_kms_message_size, tvb, offset, 4, rv->msg_len);
     if (rv->have_version) add_version(mt, tvb, msg, rv->major, rv->minor);
 
     if (di->call_data && di->call_data->rep_frame) {
@@ -284,16 +409,16 @@ int dissect_kms_request(tvbuff_t* tvb, int offset, packet_info* pinfo, proto_tre
                                 static_cast<int>(rv->msg_len - layout::kEnvCiphertext), ENC_NA);
             tvbuff_t* ptvb = tvb_new_child_real_data(tvb, rv->plaintext, rv->plaintext_len, rv->plaintext_len);
             add_new_data_source(pinfo, ptvb, "Decrypted KMS request");
-            add_base_request(mt, pinfo, ptvb, 0, rv);
+            if (details) add_base_request(mt, pinfo, ptvb, 0, rv);
             if (rv->plaintext_len > kmscope::kms::kBaseRequestSize)
                 proto_tree_add_item(mt, hf_kms_padding, ptvb, static_cast<int>(kmscope::kms::kBaseRequestSize),
                                     static_cast<int>(rv->plaintext_len - kmscope::kms::kBaseRequestSize), ENC_NA);
         } else {
-            add_base_request(mt, pinfo, tvb, msg, rv);
+            if (details) add_base_request(mt, pinfo, tvb, msg, rv);
             add_bytes(mt, hf_kms_mac, tvb, msg + static_cast<int>(kmscope::kms::kBaseRequestSize), rv->mac,
                       static_cast<int>(layout::kMacSize));
         }
-        add_failed_checks(mt, pinfo, tvb, msg, static_cast<int>(rv->msg_len), rv->failed);
+        if (details) add_failed_checks(mt, pinfo, tvb, msg, static_cast<int>(rv->msg_len), rv->failed);
         col_add_fstr(pinfo->cinfo, COL_INFO, "KMS v%u request: %s from %s", rv->major, rv->sku.name,
                      rv->workstation[0] ? rv->workstation : "(no name)");
     } else if (rv->decrypt_skipped) {
@@ -308,17 +433,7 @@ int dissect_kms_request(tvbuff_t* tvb, int offset, packet_info* pinfo, proto_tre
         expert_add_info_format(pinfo, mi, &ei_kms_trailing, "%u bytes after the KMS message in the request stub",
                                rv->trailing);
 
-    KmsTapInfo* ti = wmem_new0(pinfo->pool, KmsTapInfo);
-    ti->is_request = true;
-    ti->major = rv->major;
-    ti->minor = rv->minor;
-    if (rv->decoded) {
-        ti->product = rv->sku.name;
-        ti->license_status = rv->license_status_name;
-        ti->cmid = rv->cmid_text;
-        ti->workstation = rv->workstation;
-    }
-    tap_queue_packet(kms_tap, pinfo, ti);
+    queue_request_tap(pinfo, rv);
 
     // A stub cut short by the snapshot length: make the framework mark the frame malformed.
     if (captured < reported) tvb_ensure_bytes_exist(tvb, offset, reported);
@@ -365,37 +480,110 @@ void add_base_response(proto_tree* tree, tvbuff_t* tvb, int base, const Response
     }
 }
 
+/// The server whose fingerprint sees a response (first pass): the connection's server, as recorded when its
+/// bind was seen (KMS-TCP); else this frame's sender.
+const char* server_key_for(packet_info* pinfo, const dcerpc_info* di) {
+    const KmsConnection* kc =
+        di->conv ? static_cast<const KmsConnection*>(conversation_get_proto_data(di->conv, proto_kms_tcp)) : nullptr;
+    return kc ? kc->server_key
+              : wmem_strdup_printf(pinfo->pool, "%s:%u", address_to_str(pinfo->pool, &pinfo->src), pinfo->srcport);
+}
+
+/// Keeps a response frame's first-pass results (fingerprint, verdict) for later passes.
+StoredResponse* store_response(packet_info* pinfo, guint32 call_id, const ResponseView* pv) {
+    if (!pv->server_impl && !pv->verified) return nullptr;
+    StoredResponse* stored = wmem_new0(wmem_file_scope(), StoredResponse);
+    stored->server_impl = pv->server_impl;  // a string literal from the core
+    if (pv->new_tells.n > 0) {
+        stored->tells = wmem_alloc_array(wmem_file_scope(), const char*, pv->new_tells.n);
+        for (int i = 0; i < pv->new_tells.n; ++i)
+            stored->tells[stored->n_tells++] = wmem_strdup(wmem_file_scope(), pv->new_tells.text[i]);
+    }
+    stored->verified = pv->verified;
+    stored->verdict = pv->checks;
+    p_add_proto_data(wmem_file_scope(), pinfo, proto_kms, call_id, stored);
+    return stored;
+}
+
+void add_response_anomalies(packet_info* pinfo, proto_item* mi, const ResponseView* pv) {
+    for (int i = 0; i < pv->header_anomalies.n; ++i)
+        expert_add_info_format(pinfo, mi, &ei_kms_rpc_anomaly, "RPC response header: %s", pv->header_anomalies.text[i]);
+    for (int i = 0; i < pv->anomalies.n; ++i)
+        expert_add_info_format(pinfo, mi, &ei_kms_rpc_anomaly, "RPC response stub: %s", pv->anomalies.text[i]);
+}
+
+void queue_response_tap(packet_info* pinfo, const ResponseView* pv) {
+    if (!have_tap_listener(kms_tap)) return;
+    KmsTapInfo* ti = wmem_new0(pinfo->pool, KmsTapInfo);
+    ti->is_request = false;
+    ti->major = pv->major;
+    ti->minor = pv->minor;
+    ti->epid = pv->decoded ? pv->epid : nullptr;
+    ti->verdict = pv->verdict;
+    tap_queue_packet(kms_tap, pinfo, ti);
+}
+
+/// The tree items and Info column of a decoded response message.
+void add_decoded_response(tvbuff_t* tvb, int offset, int msg, packet_info* pinfo, proto_tree* tree, proto_item* mi,
+                          proto_tree* mt, bool details, const ResponseView* pv) {
+    proto_tree_add_uint(mt, hf_kms_message_size, tvb, offset, 4, pv->msg_len);
+    add_version(mt, tvb, msg, pv->major, pv->minor);
+    if (pv->encrypted) {
+        add_bytes(mt, hf_kms_iv, tvb, msg + static_cast<int>(layout::kEnvIv), pv->iv, 16);
+        proto_tree_add_item(mt, hf_kms_ciphertext, tvb, msg + static_cast<int>(layout::kEnvCiphertext),
+                            static_cast<int>(pv->msg_len - layout::kEnvCiphertext), ENC_NA);
+        tvbuff_t* ptvb = tvb_new_child_real_data(tvb, pv->plaintext, pv->plaintext_len, pv->plaintext_len);
+        add_new_data_source(pinfo, ptvb, "Decrypted KMS response");
+        add_base_response(mt, ptvb, 0, pv);
+        if (pv->plaintext_len > pv->layout.body_end)
+            proto_tree_add_item(mt, hf_kms_padding, ptvb, static_cast<int>(pv->layout.body_end),
+                                static_cast<int>(pv->plaintext_len - pv->layout.body_end), ENC_NA);
+    } else {
+        add_base_response(mt, tvb, msg, pv);
+        add_bytes(mt, hf_kms_mac, tvb, msg + static_cast<int>(pv->layout.base_end), pv->mac,
+                  static_cast<int>(layout::kMacSize));
+    }
+    if (pv->verified) {
+        proto_item* vi = proto_tree_add_boolean(tree, hf_kms_valid, tvb, msg, static_cast<int>(pv->msg_len), pv->valid);
+        proto_item_set_generated(vi);
+        proto_tree* vt = proto_item_add_subtree(vi, ett_kms_verdict);
+        if (details) add_failed_checks(vt, pinfo, tvb, msg, static_cast<int>(pv->msg_len), pv->failed);
+    } else if (details) {
+        expert_add_info(pinfo, mi, &ei_kms_unverified);
+    }
+    col_add_fstr(pinfo->cinfo, COL_INFO, "KMS v%u response: count %u, ePID %s%s", pv->major, pv->count, pv->epid,
+                 pv->verified && !pv->valid ? " [verification failed]" : "");
+}
+
 int dissect_kms_response(tvbuff_t* tvb, int offset, packet_info* pinfo, proto_tree* tree, dcerpc_info* di, guint8*) {
     const gint reported = tvb_reported_length_remaining(tvb, offset);
     const gint captured = tvb_captured_length_remaining(tvb, offset);
     guint8* stub = captured > 0 ? static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, offset, captured)) : nullptr;
     const StoredRequest* sr = di->call_data ? static_cast<const StoredRequest*>(di->call_data->se_data) : nullptr;
     const bool first_pass = !PINFO_FD_VISITED(pinfo);
-    const char* server_key = nullptr;
-    if (first_pass) {
-        // The connection's server, as recorded when its bind was seen (KMS-TCP); else this frame's sender.
-        const KmsConnection* kc =
-            di->conv ? static_cast<const KmsConnection*>(conversation_get_proto_data(di->conv, proto_kms_tcp))
-                     : nullptr;
-        server_key = kc ? kc->server_key
-                        : wmem_strdup_printf(pinfo->pool, "%s:%u", address_to_str(pinfo->pool, &pinfo->src),
-                                             pinfo->srcport);
-    }
-    ResponseView* pv = wmem_new0(pinfo->pool, ResponseView);
-    kmsdiss::decode_response_stub(pinfo->pool, stub, captured > 0 ? static_cast<std::size_t>(captured) : 0,
-                                  is_ndr64(di), kms_decrypt, sr ? sr->message : nullptr, sr ? sr->len : 0,
-                                  server_key, di->call_id, pv);
+    const unsigned want = wants(pinfo, tree);
+    const bool details = want & kmsdiss::kWantDetails;
+    // Computed once, on the first pass: the fingerprint depends on what came before, the verdict on the request.
+    StoredResponse* stored =
+        static_cast<StoredResponse*>(p_get_proto_data(wmem_file_scope(), pinfo, proto_kms, di->call_id));
+    const kmsdiss::RpcHeaderView header = response_header(tvb, offset, stub, captured, di->call_id, sr);
 
-    // The fingerprint depends on what came before: compute it once, on the first pass.
-    StoredResponse* stored = static_cast<StoredResponse*>(p_get_proto_data(wmem_file_scope(), pinfo, proto_kms,
-                                                                           di->call_id));
-    if (!stored && first_pass && pv->server_impl) {
-        stored = wmem_new0(wmem_file_scope(), StoredResponse);
-        stored->server_impl = pv->server_impl;  // a string literal from the core
-        for (int i = 0; i < pv->new_tells.n; ++i)
-            stored->tells[stored->n_tells++] = wmem_strdup(wmem_file_scope(), pv->new_tells.text[i]);
-        p_add_proto_data(wmem_file_scope(), pinfo, proto_kms, di->call_id, stored);
-    }
+    kmsdiss::ResponseInput in{};
+    in.stub = stub;
+    in.len = captured > 0 ? static_cast<std::size_t>(captured) : 0;
+    in.ndr64 = is_ndr64(di);
+    in.decrypt = kms_decrypt;
+    in.want = want;
+    in.request_key = sr;
+    in.request_message = sr ? sr->message : nullptr;
+    in.request_len = sr ? sr->len : 0;
+    in.kept_verdict = stored && stored->verified ? &stored->verdict : nullptr;
+    in.header = &header;
+    in.server_key = first_pass ? server_key_for(pinfo, di) : nullptr;
+    in.call_id = di->call_id;
+    ResponseView* pv = wmem_new0(pinfo->pool, ResponseView);
+    kmsdiss::decode_response_stub(pinfo->pool, in, pv);
+    if (!stored && first_pass) stored = store_response(pinfo, di->call_id, pv);
 
     const int msg = offset + static_cast<int>(pv->msg_offset);
     proto_item* mi = proto_tree_add_item(tree, hf_kms_response, tvb, offset, reported, ENC_NA);
@@ -409,9 +597,7 @@ int dissect_kms_response(tvbuff_t* tvb, int offset, packet_info* pinfo, proto_tr
         it = proto_tree_add_time(tree, hf_kms_time, tvb, 0, 0, &delta);
         proto_item_set_generated(it);
     }
-
-    for (int i = 0; i < pv->anomalies.n; ++i)
-        expert_add_info_format(pinfo, mi, &ei_kms_rpc_anomaly, "RPC response stub: %s", pv->anomalies.text[i]);
+    add_response_anomalies(pinfo, mi, pv);
 
     if (pv->is_hresult || (pv->error == nullptr && pv->hresult != 0)) {
         proto_item* hi = proto_tree_add_uint(mt, hf_kms_hresult, tvb, offset + (reported >= 4 ? reported - 4 : 0),
@@ -425,34 +611,7 @@ int dissect_kms_response(tvbuff_t* tvb, int offset, packet_info* pinfo, proto_tr
         col_add_fstr(pinfo->cinfo, COL_INFO, "KMS response: HRESULT 0x%08X%s%s", pv->hresult,
                      pv->hresult_name[0] ? " " : "", pv->hresult_name);
     } else if (pv->decoded) {
-        proto_tree_add_uint(mt, hf_kms_message_size, tvb, offset, 4, pv->msg_len);
-        add_version(mt, tvb, msg, pv->major, pv->minor);
-        if (pv->encrypted) {
-            add_bytes(mt, hf_kms_iv, tvb, msg + static_cast<int>(layout::kEnvIv), pv->iv, 16);
-            proto_tree_add_item(mt, hf_kms_ciphertext, tvb, msg + static_cast<int>(layout::kEnvCiphertext),
-                                static_cast<int>(pv->msg_len - layout::kEnvCiphertext), ENC_NA);
-            tvbuff_t* ptvb = tvb_new_child_real_data(tvb, pv->plaintext, pv->plaintext_len, pv->plaintext_len);
-            add_new_data_source(pinfo, ptvb, "Decrypted KMS response");
-            add_base_response(mt, ptvb, 0, pv);
-            if (pv->plaintext_len > pv->layout.body_end)
-                proto_tree_add_item(mt, hf_kms_padding, ptvb, static_cast<int>(pv->layout.body_end),
-                                    static_cast<int>(pv->plaintext_len - pv->layout.body_end), ENC_NA);
-        } else {
-            add_base_response(mt, tvb, msg, pv);
-            add_bytes(mt, hf_kms_mac, tvb, msg + static_cast<int>(pv->layout.base_end), pv->mac,
-                      static_cast<int>(layout::kMacSize));
-        }
-        if (pv->verified) {
-            proto_item* vi = proto_tree_add_boolean(tree, hf_kms_valid, tvb, msg, static_cast<int>(pv->msg_len),
-                                                    pv->valid);
-            proto_item_set_generated(vi);
-            proto_tree* vt = proto_item_add_subtree(vi, ett_kms_verdict);
-            add_failed_checks(vt, pinfo, tvb, msg, static_cast<int>(pv->msg_len), pv->failed);
-        } else {
-            expert_add_info(pinfo, mi, &ei_kms_unverified);
-        }
-        col_add_fstr(pinfo->cinfo, COL_INFO, "KMS v%u response: count %u, ePID %s%s", pv->major, pv->count,
-                     pv->epid, pv->verified && !pv->valid ? " [verification failed]" : "");
+        add_decoded_response(tvb, offset, msg, pinfo, tree, mi, mt, details, pv);
     } else if (pv->decrypt_skipped) {
         add_version(mt, tvb, msg, pv->major, pv->minor);
         add_bytes(mt, hf_kms_iv, tvb, msg + static_cast<int>(layout::kEnvIv), pv->iv, 16);
@@ -464,63 +623,71 @@ int dissect_kms_response(tvbuff_t* tvb, int offset, packet_info* pinfo, proto_tr
         col_add_str(pinfo->cinfo, COL_INFO, "KMS response (malformed)");
     }
 
-    if (stored) {
+    if (stored && stored->server_impl) {
         proto_item* it = proto_tree_add_string(tree, hf_kms_server_impl, tvb, 0, 0, stored->server_impl);
         proto_item_set_generated(it);
-        for (int i = 0; i < stored->n_tells; ++i)
-            expert_add_info_format(pinfo, it, &ei_kms_emulator, "Emulator tell: %s", stored->tells[i]);
+        if (details)
+            for (int i = 0; i < stored->n_tells; ++i)
+                expert_add_info_format(pinfo, it, &ei_kms_emulator, "Emulator tell: %s", stored->tells[i]);
     }
-
-    KmsTapInfo* ti = wmem_new0(pinfo->pool, KmsTapInfo);
-    ti->is_request = false;
-    ti->major = pv->major;
-    ti->minor = pv->minor;
-    ti->epid = pv->decoded ? pv->epid : nullptr;
-    ti->verdict = pv->verdict;
-    tap_queue_packet(kms_tap, pinfo, ti);
+    queue_response_tap(pinfo, pv);
 
     if (captured < reported) tvb_ensure_bytes_exist(tvb, offset, reported);
     return offset + reported;
 }
 
-/// The KMS connection of this packet, created when the segment starts with a bind-type PDU sent by the
-/// client (the bind or alter_context tells which side is the server).
-KmsConnection* kms_connection(packet_info* pinfo, const guint8* bytes, std::size_t len) {
-    conversation_t* conv = find_or_create_conversation(pinfo);
-    KmsConnection* kc = static_cast<KmsConnection*>(conversation_get_proto_data(conv, proto_kms_tcp));
-    if (kc || !kmsdiss::is_kms_bind(bytes, len)) return kc;
-    kc = wmem_new0(wmem_file_scope(), KmsConnection);
+/// Records which side of a KMS connection is the server: the destination of the bind that offers the KMS
+/// interface.
+KmsConnection* new_kms_connection(packet_info* pinfo, conversation_t* conv) {
+    KmsConnection* kc = wmem_new0(wmem_file_scope(), KmsConnection);
     copy_address_wmem(wmem_file_scope(), &kc->server, &pinfo->dst);
     kc->server_port = pinfo->destport;
-    kc->server_key = wmem_strdup_printf(wmem_file_scope(), "%s:%u", address_to_str(pinfo->pool, &pinfo->dst),
-                                        pinfo->destport);
+    kc->server_key =
+        wmem_strdup_printf(wmem_file_scope(), "%s:%u", address_to_str(pinfo->pool, &pinfo->dst), pinfo->destport);
     conversation_add_proto_data(conv, proto_kms_tcp, kc);
     return kc;
 }
 
-/// A KMS connection's TCP payload (heuristic hit, port preference or Decode As). On the first pass the
-/// bind-type PDUs also go to the core's conversation model, so that the server fingerprint sees the bind
-/// answers (assoc_group, padding, NDR64 acceptance), which a DCE/RPC subdissector never receives. Then
-/// DCE/RPC dissects the segment and calls us back for the KMS stubs.
+/// The KMS connection of this packet, created when the segment starts with a bind or alter_context that
+/// offers the KMS interface.
+KmsConnection* kms_connection(packet_info* pinfo, conversation_t* conv, const guint8* bytes, std::size_t len) {
+    KmsConnection* kc = static_cast<KmsConnection*>(conversation_get_proto_data(conv, proto_kms_tcp));
+    if (kc || !kmsdiss::is_kms_bind(bytes, len)) return kc;
+    return new_kms_connection(pinfo, conv);
+}
+
+/// A cheap look at the first header bytes before the segment is copied: a DCE/RPC v5 bind (11), bind_ack,
+/// bind_nak, alter_context or alter_context_resp (15).
+bool may_start_with_bind_pdu(tvbuff_t* tvb) {
+    if (tvb_captured_length(tvb) < 16 || tvb_get_guint8(tvb, 0) != 5) return false;
+    const guint8 ptype = tvb_get_guint8(tvb, 2);
+    return ptype >= 11 && ptype <= 15;
+}
+
+/// First pass: a segment that starts with a bind-type PDU goes to the core's conversation model of the
+/// connection, so that the server fingerprint sees the bind answers (assoc_group, padding, NDR64 acceptance),
+/// which a DCE/RPC subdissector never receives.
+void observe_bind_pdus(tvbuff_t* tvb, packet_info* pinfo, conversation_t* conv) {
+    if (!may_start_with_bind_pdu(tvb)) return;
+    const gint captured = tvb_captured_length(tvb);
+    const gint len = captured < 65535 ? captured : 65535;
+    guint8* bytes = static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, 0, len));
+    if (!kmsdiss::starts_with_bind_pdu(bytes, static_cast<std::size_t>(len))) return;
+    const KmsConnection* kc = kms_connection(pinfo, conv, bytes, static_cast<std::size_t>(len));
+    if (!kc) return;
+    const bool to_server = addresses_equal(&pinfo->dst, &kc->server) && pinfo->destport == kc->server_port;
+    kmsdiss::observe_segment(conv->conv_index, kc->server_key, to_server, bytes, static_cast<std::size_t>(len),
+                             pinfo->abs_ts.secs, pinfo->abs_ts.nsecs);
+}
+
+/// A KMS connection's TCP payload (heuristic hit, port preference or Decode As): DCE/RPC dissects the
+/// segment and calls us back for the KMS stubs. The conversation is looked up once per segment.
 int dissect_kms_tcp(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data) {
-    if (!PINFO_FD_VISITED(pinfo)) {
-        const gint captured = tvb_captured_length(tvb);
-        const gint len = captured < 65535 ? captured : 65535;
-        guint8* bytes = len > 0 ? static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, 0, len)) : nullptr;
-        if (kmsdiss::starts_with_bind_pdu(bytes, static_cast<std::size_t>(len))) {
-            KmsConnection* kc = kms_connection(pinfo, bytes, static_cast<std::size_t>(len));
-            if (kc) {
-                const bool to_server = addresses_equal(&pinfo->dst, &kc->server) && pinfo->destport == kc->server_port;
-                kmsdiss::observe_segment(find_or_create_conversation(pinfo)->conv_index, kc->server_key, to_server,
-                                         bytes, static_cast<std::size_t>(len), pinfo->abs_ts.secs,
-                                         pinfo->abs_ts.nsecs);
-            }
-        }
-    }
+    conversation_t* conv = find_or_create_conversation(pinfo);
+    if (!PINFO_FD_VISITED(pinfo)) observe_bind_pdus(tvb, pinfo, conv);
     const int consumed = call_dissector_with_data(dcerpc_tcp_handle, tvb, pinfo, tree, data);
     // No bind of the KMS interface on this connection (mid-stream capture): decode the calls ourselves.
-    if (!conversation_get_proto_data(find_or_create_conversation(pinfo), proto_kms_tcp))
-        dissect_midstream(tvb, pinfo, tree);
+    if (!conversation_get_proto_data(conv, proto_kms_tcp)) dissect_midstream(tvb, pinfo, tree, conv);
     return consumed;
 }
 
@@ -534,12 +701,11 @@ struct MidstreamState {
 /// complete request (opnum 0) or response PDU of the segment whose stub frames as a KMS message (the NDR is
 /// inferred from the stub; a response uses its request's) is dissected here instead, with a call table of
 /// our own for request/response matching.
-void dissect_midstream(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
+void dissect_midstream(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, conversation_t* conv) {
     const gint captured = tvb_captured_length(tvb);
     if (captured < 16) return;
     const gint len = captured < 65535 ? captured : 65535;
     guint8* bytes = static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, 0, len));
-    conversation_t* conv = find_or_create_conversation(pinfo);
     MidstreamState* ms = static_cast<MidstreamState*>(conversation_get_proto_data(conv, proto_kms));
     gint off = 0;
     while (off + 16 <= len) {
@@ -582,8 +748,8 @@ void dissect_midstream(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
         di.ptype = pv.ptype;
         di.call_data = cv;
         guint8 drep[4] = {0x10, 0, 0, 0};
-        tvbuff_t* stub = tvb_new_subset_length(tvb, pdu + static_cast<gint>(pv.stub_offset),
-                                               static_cast<gint>(pv.stub_length));
+        tvbuff_t* stub =
+            tvb_new_subset_length(tvb, pdu + static_cast<gint>(pv.stub_offset), static_cast<gint>(pv.stub_length));
         proto_item* ti = proto_tree_add_item(tree, proto_kms, stub, 0, -1, ENC_NA);
         proto_tree* kt = proto_item_add_subtree(ti, ett_kms);
         expert_add_info(pinfo, ti, &ei_kms_midstream);
@@ -603,7 +769,10 @@ gboolean dissect_kms_heur_tcp(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tre
     const gint len = captured < 65535 ? captured : 65535;
     guint8* bytes = static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, 0, len));
     if (!kmsdiss::is_kms_bind(bytes, static_cast<std::size_t>(len))) return FALSE;
-    conversation_set_dissector(find_or_create_conversation(pinfo), kms_tcp_handle);
+    conversation_t* conv = find_or_create_conversation(pinfo);
+    conversation_set_dissector(conv, kms_tcp_handle);
+    // The bind is already checked: record the connection now rather than parse it again in dissect_kms_tcp.
+    if (!conversation_get_proto_data(conv, proto_kms_tcp)) new_kms_connection(pinfo, conv);
     dissect_kms_tcp(tvb, pinfo, tree, data);
     return TRUE;
 }
@@ -672,8 +841,7 @@ void set_string(stat_tap_table* table, guint row, guint col, const char* text) {
     stat_tap_set_field_data(table, row, col, item);
 }
 
-tap_packet_status kms_clients_packet(void* tapdata, packet_info* pinfo, epan_dissect_t*, const void* p,
-                                     tap_flags_t) {
+tap_packet_status kms_clients_packet(void* tapdata, packet_info* pinfo, epan_dissect_t*, const void* p, tap_flags_t) {
     const KmsTapInfo* ti = static_cast<const KmsTapInfo*>(p);
     if (!ti->is_request || !ti->cmid) return TAP_PACKET_DONT_REDRAW;
     stat_data_t* sd = static_cast<stat_data_t*>(tapdata);
@@ -731,8 +899,8 @@ void kms_clients_free_item(stat_tap_table*, guint, guint column, stat_tap_table_
 
 void kms_clients_reset(stat_tap_table* table) {
     for (guint row = 0; row < table->num_elements; ++row)
-        for (guint col = 0; col < kColCount; ++col) kms_clients_free_item(table, row, col,
-                                                                         stat_tap_get_field_data(table, row, col));
+        for (guint col = 0; col < kColCount; ++col)
+            kms_clients_free_item(table, row, col, stat_tap_get_field_data(table, row, col));
     table->num_elements = 0;
 }
 
@@ -743,12 +911,11 @@ void kms_cleanup() {
 }
 
 void fill_value_strings() {
-    for (guint32 i = 0; i < 7; ++i)
-        license_status_vals[i] = value_string{i, g_strdup(kmsdiss::license_status_text(i))};
+    for (guint32 i = 0; i < 7; ++i) license_status_vals[i] = value_string{i, g_strdup(kmsdiss::license_status_text(i))};
     license_status_vals[7] = value_string{0, nullptr};
-    const guint32 codes[] = {kmscope::kHrInvalidData,       kmscope::kHrAccessDenied,  kmscope::kHrProductDeclined,
-                             kmscope::kHrTimeSkew,          kmscope::kHrInvalidDataSecurity,
-                             kmscope::kHrCountInsufficient, kmscope::kHrNoKmsContacted, kmscope::kHrRpcCommFailure};
+    const guint32 codes[] = {kmscope::kHrInvalidData,    kmscope::kHrAccessDenied,        kmscope::kHrProductDeclined,
+                             kmscope::kHrTimeSkew,       kmscope::kHrInvalidDataSecurity, kmscope::kHrCountInsufficient,
+                             kmscope::kHrNoKmsContacted, kmscope::kHrRpcCommFailure};
     guint n = 0;
     for (guint32 c : codes)
         if (const char* name = kmsdiss::hresult_text(c)) hresult_vals[n++] = value_string{c, g_strdup(name)};
@@ -765,8 +932,10 @@ void proto_register_kms() {
         {&hf_kms_response, {"KMS response", "kms.response", FT_NONE, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
         {&hf_kms_message_size,
          {"Message size", "kms.message_size", FT_UINT32, BASE_DEC, nullptr, 0x0, "Size of the KMS message", HFILL}},
-        {&hf_kms_version_major, {"Major version", "kms.version.major", FT_UINT16, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
-        {&hf_kms_version_minor, {"Minor version", "kms.version.minor", FT_UINT16, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_version_major,
+         {"Major version", "kms.version.major", FT_UINT16, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
+        {&hf_kms_version_minor,
+         {"Minor version", "kms.version.minor", FT_UINT16, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
         {&hf_kms_req_vm_info,
          {"VM info", "kms.req.vm_info", FT_UINT32, BASE_DEC, VALS(vm_info_vals), 0x0, nullptr, HFILL}},
         {&hf_kms_req_license_status,
@@ -781,8 +950,8 @@ void proto_register_kms() {
         {&hf_kms_req_kms_id, {"KMS counted ID", "kms.req.kms_id", FT_GUID, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
         {&hf_kms_req_cmid, {"Client machine ID", "kms.req.cmid", FT_GUID, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
         {&hf_kms_req_n_policy,
-         {"N count policy", "kms.req.n_policy", FT_UINT32, BASE_DEC, nullptr, 0x0,
-          "Minimum count the client needs", HFILL}},
+         {"N count policy", "kms.req.n_policy", FT_UINT32, BASE_DEC, nullptr, 0x0, "Minimum count the client needs",
+          HFILL}},
         {&hf_kms_req_client_time,
          {"Client time", "kms.req.client_time", FT_ABSOLUTE_TIME, ABSOLUTE_TIME_UTC, nullptr, 0x0, nullptr, HFILL}},
         {&hf_kms_req_previous_cmid,
@@ -791,7 +960,8 @@ void proto_register_kms() {
          {"Workstation name", "kms.req.workstation", FT_STRING, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
         {&hf_kms_resp_pid_size,
          {"ePID size", "kms.resp.pid_size", FT_UINT32, BASE_DEC, nullptr, 0x0, "Bytes including the NUL", HFILL}},
-        {&hf_kms_resp_epid, {"ePID", "kms.resp.epid", FT_STRING, BASE_NONE, nullptr, 0x0, "KMS host extended PID", HFILL}},
+        {&hf_kms_resp_epid,
+         {"ePID", "kms.resp.epid", FT_STRING, BASE_NONE, nullptr, 0x0, "KMS host extended PID", HFILL}},
         {&hf_kms_epid_platform, {"Platform", "kms.epid.platform", FT_UINT32, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
         {&hf_kms_epid_group, {"CSVLK group", "kms.epid.group", FT_UINT32, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
         {&hf_kms_epid_key_id, {"CSVLK key ID", "kms.epid.key_id", FT_UINT32, BASE_DEC, nullptr, 0x0, nullptr, HFILL}},
@@ -816,13 +986,14 @@ void proto_register_kms() {
         {&hf_kms_resp_random_xored_ivs,
          {"RandomXoredIVs", "kms.resp.random_xored_ivs", FT_BYTES, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
         {&hf_kms_resp_xored_ivs, {"XoredIVs", "kms.resp.xored_ivs", FT_BYTES, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
-        {&hf_kms_resp_hwid, {"HwId", "kms.resp.hwid", FT_BYTES, BASE_NONE, nullptr, 0x0, "KMS host hardware ID", HFILL}},
-        {&hf_kms_hresult,
-         {"HRESULT", "kms.hresult", FT_UINT32, BASE_HEX, VALS(hresult_vals), 0x0, nullptr, HFILL}},
+        {&hf_kms_resp_hwid,
+         {"HwId", "kms.resp.hwid", FT_BYTES, BASE_NONE, nullptr, 0x0, "KMS host hardware ID", HFILL}},
+        {&hf_kms_hresult, {"HRESULT", "kms.hresult", FT_UINT32, BASE_HEX, VALS(hresult_vals), 0x0, nullptr, HFILL}},
         {&hf_kms_iv, {"IV", "kms.iv", FT_BYTES, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
         {&hf_kms_mac, {"MAC", "kms.mac", FT_BYTES, BASE_NONE, nullptr, 0x0, "v4 CBC-MAC", HFILL}},
         {&hf_kms_hash, {"Hash", "kms.hash", FT_BYTES, BASE_NONE, nullptr, 0x0, "SHA-256 of the server random", HFILL}},
-        {&hf_kms_hmac, {"HMAC", "kms.hmac", FT_BYTES, BASE_NONE, nullptr, 0x0, "v6 HMAC-SHA256 (last 16 bytes)", HFILL}},
+        {&hf_kms_hmac,
+         {"HMAC", "kms.hmac", FT_BYTES, BASE_NONE, nullptr, 0x0, "v6 HMAC-SHA256 (last 16 bytes)", HFILL}},
         {&hf_kms_ciphertext, {"Encrypted data", "kms.ciphertext", FT_BYTES, BASE_NONE, nullptr, 0x0, nullptr, HFILL}},
         {&hf_kms_padding, {"Padding", "kms.padding", FT_BYTES, BASE_NONE, nullptr, 0x0, "PKCS#7 padding", HFILL}},
         {&hf_kms_application,
@@ -851,8 +1022,7 @@ void proto_register_kms() {
     static gint* ett[] = {&ett_kms, &ett_kms_message, &ett_kms_epid, &ett_kms_verdict};
 
     static ei_register_info ei[] = {
-        {&ei_kms_check_failed,
-         {"kms.check_failed", PI_CHECKSUM, PI_ERROR, "Verification check failed", EXPFILL}},
+        {&ei_kms_check_failed, {"kms.check_failed", PI_CHECKSUM, PI_ERROR, "Verification check failed", EXPFILL}},
         {&ei_kms_malformed, {"kms.malformed", PI_MALFORMED, PI_ERROR, "Malformed KMS message", EXPFILL}},
         {&ei_kms_truncated, {"kms.truncated", PI_MALFORMED, PI_ERROR, "Truncated KMS message", EXPFILL}},
         {&ei_kms_hresult, {"kms.hresult.error", PI_RESPONSE_CODE, PI_WARN, "Server returned an HRESULT", EXPFILL}},
@@ -921,10 +1091,10 @@ void proto_reg_handoff_kms() {
         dcerpc_init_uuid(proto_kms, ett_kms, &uuid_kms, 1, kms_dissectors, hf_kms_opnum);
         dcerpc_tcp_handle = dissector_table_get_dissector_handle(find_dissector_table("tcp.port"), "DCERPC");
         dissector_add_for_decode_as("tcp.port", kms_tcp_handle);
-        heur_dissector_add("tcp", dissect_kms_heur_tcp, "KMS over TCP (DCE/RPC bind to the KMS interface)",
-                           "kms_tcp", proto_kms_tcp, HEURISTIC_ENABLE);
-        stats_tree_register_plugin("kms", "kms", "KMS/Exchanges", 0, kms_stats_tree_packet,
-                                   kms_stats_tree_init, nullptr);
+        heur_dissector_add("tcp", dissect_kms_heur_tcp, "KMS over TCP (DCE/RPC bind to the KMS interface)", "kms_tcp",
+                           proto_kms_tcp, HEURISTIC_ENABLE);
+        stats_tree_register_plugin("kms", "kms", "KMS/Exchanges", 0, kms_stats_tree_packet, kms_stats_tree_init,
+                                   nullptr);
         initialized = true;
     } else if (kms_registered_port != 0 && dcerpc_tcp_handle) {
         dissector_delete_uint("tcp.port", kms_registered_port, kms_tcp_handle);
