@@ -264,9 +264,14 @@ constexpr char32_t kReplacement = 0xFFFD;
 std::string utf16le_to_utf8(ByteView bytes, bool stop_at_nul) {
     std::string out;
     const std::size_t units = bytes.size() / 2;
+    out.reserve(units);  // workstation names are mostly ASCII: one byte per unit
     for (std::size_t i = 0; i < units; ++i) {
-        char32_t u = load_u16le(bytes.data() + 2 * i);
+        char32_t u = static_cast<char32_t>(bytes[2 * i] | bytes[2 * i + 1] << 8);
         if (u == 0 && stop_at_nul) break;
+        if (u < 0x80) {
+            out.push_back(static_cast<char>(u));
+            continue;
+        }
         if (u >= 0xD800 && u <= 0xDBFF) {
             if (i + 1 < units) {
                 char32_t lo = load_u16le(bytes.data() + 2 * (i + 1));
