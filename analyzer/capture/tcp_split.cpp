@@ -95,8 +95,8 @@ void TcpSplit::add(const TcpSegment& seg) {
         lru_.splice(lru_.begin(), lru_, it->second.lru);
     }
     TcpConnection& c = *it->second.conn;
-    if (!c.syn_seen && !c.synack_seen && seg.src == c.server && looks_like_bind(seg.payload) && c.to_server.bytes == 0 &&
-        c.to_client.bytes == 0 && c.to_server.held.empty() && c.to_client.held.empty()) {
+    if (!c.syn_seen && !c.synack_seen && seg.src == c.server && looks_like_bind(seg.payload) &&
+        c.to_server.bytes == 0 && c.to_client.bytes == 0 && c.to_server.held.empty() && c.to_client.held.empty()) {
         // No handshake seen and the roles were guessed wrong: the side that binds is the client.
         std::swap(c.client, c.server);
         std::swap(c.to_server, c.to_client);
@@ -252,6 +252,7 @@ void TcpSplit::deliver(TcpConnection& c, Direction d, FileTime t, ByteView bytes
     c.conversation.feed(d, t, bytes);
     if (c.conversation.not_dcerpc() && !c.conversation.is_kms()) {
         c.ignored = true;  // not DCE/RPC: forget what is held, deliver nothing more
+        if (ignore_sink_) ignore_sink_(c);
         for (auto* x : {&c.to_server, &c.to_client}) {
             total_held_ -= x->held_bytes;
             x->held_bytes = 0;

@@ -45,9 +45,9 @@ struct TcpConnection {
         bool have_seq = false;
         std::uint32_t next_seq = 0;  // next byte expected
         bool fin = false;
-        std::uint32_t fin_seq = 0;  // sequence number of the FIN
-        std::uint64_t bytes = 0;    // payload bytes delivered to the conversation
-        std::uint64_t segments = 0;  // segments with payload
+        std::uint32_t fin_seq = 0;        // sequence number of the FIN
+        std::uint64_t bytes = 0;          // payload bytes delivered to the conversation
+        std::uint64_t segments = 0;       // segments with payload
         std::uint64_t retransmitted = 0;  // payload bytes seen twice
         std::uint64_t missing = 0;        // bytes declared missing (gaps)
         std::vector<Held> held;           // out-of-order segments
@@ -66,9 +66,13 @@ class TcpSplit {
 public:
     using EventSink = std::function<void(const TcpConnection&, std::vector<Event>&&)>;
     using EndSink = std::function<void(const TcpConnection&)>;
+    using IgnoreSink = std::function<void(const TcpConnection&)>;
     explicit TcpSplit(EventSink sink, TcpLimits limits = {}) : sink_(std::move(sink)), limits_(limits) {}
     /// Called once per connection after its last events, just before it is forgotten.
     void on_end(EndSink sink) { end_sink_ = std::move(sink); }
+    /// Called when a connection turns out not to be DCE/RPC: from then on its payload bytes are never read
+    /// (only their count), so a reader may hand over segments of it without copying their bytes.
+    void on_ignore(IgnoreSink sink) { ignore_sink_ = std::move(sink); }
     /// Adds one segment.
     void add(const TcpSegment& seg);
     /// Ends every open connection (end of capture), in order of appearance.
@@ -106,6 +110,7 @@ private:
     void sweep(FileTime now);
     EventSink sink_;
     EndSink end_sink_;
+    IgnoreSink ignore_sink_;
     TcpLimits limits_;
     std::unordered_map<Key, Entry, KeyHash> open_;
     // Connections closed by FIN or RST, so that their last ACKs and retransmissions start nothing new.

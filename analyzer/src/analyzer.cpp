@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "ignored_flows.hpp"
 #include "packet_batch.hpp"
 
 namespace kmscope::analyzer {
@@ -185,6 +186,8 @@ bool Analyzer::run(const std::string& path) {
                                     std::vector<Event>&& events) { on_events(file, c, std::move(events)); },
                                 opt_.limits);
         split.on_end([&](const capture::TcpConnection& c) { on_end(file, c); });
+        IgnoredFlows ignored;
+        split.on_ignore([&](const capture::TcpConnection& c) { ignored.report(c.client, c.server); });
         // This thread reads and decodes packets; the reassembly thread below does TCP and everything
         // above it, and hands records to the output thread.
         std::string reassembly_error;
@@ -214,7 +217,11 @@ bool Analyzer::run(const std::string& path) {
             std::uint64_t n = 0;
             const bool show = opt_.progress;
             ok = source.for_each_segment([&](const capture::TcpSegment& s) {
-                batch.add(s);
+                // Every segment goes through skip_payload(): SYN, FIN and RST end what it knows.
+                if (ignored.skip_payload(s, opt_.limits.idle_ticks) && !s.payload.empty())
+                    batch.add_without_payload(s);
+                else
+                    batch.add(s);
                 flush_if_full();
                 if (show && (++n & 0xFFFF) == 0) {
                     double p = source.progress();

@@ -7,7 +7,8 @@ usage: synth.py ANALYZER CAPTURES_DIR [--keep DIR]
 Reassembly: every order of the data segments of a session, one-byte segments, duplicated and
 overlapping retransmissions, gaps (a lost response segment, a lost request), a connection cut before
 the response, reset instead of a response. Framing: 802.1Q, QinQ, Linux SLL and SLL2, raw IP, BSD
-loopback, IPv6 with an extension header, a non-standard port with no handshake. Discovery: a DNS SRV
+loopback, IPv6 with an extension header, a non-standard port with no handshake; a KMS session reusing the 4-tuple of a long non-DCE/RPC
+connection. Discovery: a DNS SRV
 query and answer, a SYN never answered and one refused. Input: gzip, standard input, a truncated file,
 an unsupported link type. Options: --filter, --strict, --format csv, --summary, --max-connections.
 """
@@ -519,8 +520,30 @@ def case_limits():
     check(len(ex) >= 1 and ex[0]['verdict']['outcome'] == 'no_response' and any('timed out' in d for d in ex[0]['diagnostics']),
           'idle timeout ends the connection: %s' % [(r['verdict'], r['diagnostics']) for r in ex])
 
+def case_reuse():
+    # A long connection that is not DCE/RPC (its payload bytes are then handed over uncopied between the
+    # analyzer's threads), then a KMS session on the very same addresses and ports: started by a new SYN,
+    # or (mid-stream, no handshake) after a silence longer than the idle timeout. Both must decode.
+    name = 'vlmcs-vlmcsd-v6-server2019dc-N0-B0-2req.pcapng'
+    kms, ref = session(name), exchanges(os.path.join(CAPTURES, name))
+    c, sv = kms[0], kms[1]  # the client's SYN and the server's SYN/ACK
+    t = kms[0].ts - 10**9
+    bulk = [c.copy(ts=t, seq=1000, ack=0, flags=SYN, payload=b''),
+            sv.copy(ts=t + 1, seq=5000, ack=1001, flags=SYN | ACK, payload=b'')]
+    for i in range(40000):  # more packets than the analyzer's threads keep in flight
+        bulk.append(c.copy(ts=t + 10 + i, seq=1001 + 8 * i, ack=5001, flags=PSH | ACK, payload=b'GET %04d' % (i % 10000)))
+    f = write_pcap(path('reuse-syn.pcap'), bulk + kms)
+    ex = exchanges(f)
+    check(len(ex) == len(ref) and all(r['verdict']['ok'] for r in ex), 'KMS after a non-DCE/RPC connection on the same 4-tuple (new SYN)')
+    same(f, ref, 'port reuse after a non-DCE/RPC connection')
+    late = [p.copy(ts=p.ts + 700 * 10**9) for p in kms if not p.flags & SYN]
+    f = write_pcap(path('reuse-idle.pcap'), bulk + late)
+    ex = exchanges(f)
+    check(len(ex) == len(ref) and all(r['verdict']['ok'] for r in ex),
+          'KMS mid-stream after an idle non-DCE/RPC connection on the same 4-tuple: %s' % [r['verdict'] for r in ex])
+
 for case in (case_orders, case_one_byte, case_retransmissions, case_gaps, case_cut, case_framing, case_port,
-             case_discovery, case_inputs, case_options, case_limits):
+             case_discovery, case_inputs, case_options, case_limits, case_reuse):
     try:
         case()
     except AssertionError as e:
