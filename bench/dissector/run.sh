@@ -1,7 +1,8 @@
 #!/bin/sh
 # Overhead of the kms.so plugin on tshark: the same large KMS-heavy capture, dissected by the same tshark
 # (same user, environment and options) with and without the plugin, REPS times each, interleaved, in one
-# run. Prints every run and the medians of wall and CPU (user+sys) time, and their ratios (target <= 1.15).
+# run. Prints every run, the medians of wall and CPU (user+sys) time and their ratios, and the median of
+# the CPU ratios of back-to-back pairs (target <= 1.15).
 #
 # usage: bench/dissector/run.sh [BUILD_DIR] [COPIES] [REPS]
 #   BUILD_DIR  a configured build tree (default build/release); kms.so is built there if needed
@@ -58,4 +59,8 @@ for mode in summary verbose; do
   wo_cpu=$(cut -d' ' -f2 "$work/without.$mode" | median); w_cpu=$(cut -d' ' -f2 "$work/with.$mode" | median)
   echo "  median wall: $wo_wall s -> $w_wall s, ratio $(echo "scale=3; $w_wall / $wo_wall" | bc)"
   echo "  median cpu:  $wo_cpu s -> $w_cpu s, ratio $(echo "scale=3; $w_cpu / $wo_cpu" | bc)"
+  # Each "with" run follows its "without" run: the median of the pairs' ratios cancels the machine's drift
+  # (this VM's speed wanders by a quarter over minutes), which the ratio of medians does not.
+  pair=$(paste -d' ' "$work/without.$mode" "$work/with.$mode" | awk '{printf "%.4f\n", $4 / $2}' | median)
+  echo "  median of the per-pair cpu ratios: $pair"
 done
