@@ -455,26 +455,17 @@ void parse_pdu_view(const guint8* bytes, std::size_t len, PduView* out) noexcept
             out->opnum = q->opnum;
             out->stub_offset = static_cast<guint32>(q->stub_offset);
             out->stub_length = static_cast<guint32>(q->stub.size());
-            for (auto ndr : {rpc::Ndr::Ndr32, rpc::Ndr::Ndr64}) {
-                auto framed = rpc::parse_request_stub(q->stub, ndr);
-                if (!framed) continue;
-                auto v = kms::peek_version(framed->message);
-                if (v && v->major >= 4 && v->major <= 6) {
-                    out->ndr = ndr == rpc::Ndr::Ndr32 ? 32 : 64;
-                    break;
-                }
+            // The core's inference, then a KMS version: a request the heuristic must not take for KMS stays 0.
+            if (auto ndr = rpc::infer_request_ndr(q->stub)) {
+                auto framed = rpc::parse_request_stub(q->stub, *ndr);
+                auto v = framed ? kms::peek_version(framed->message) : std::nullopt;
+                if (v && v->major >= 4 && v->major <= 6) out->ndr = *ndr == rpc::Ndr::Ndr32 ? 32 : 64;
             }
         } else if (const auto* r = std::get_if<rpc::ResponseBody>(&pdu->body)) {
             out->ok = true;
             out->stub_offset = static_cast<guint32>(r->stub_offset);
             out->stub_length = static_cast<guint32>(r->stub.size());
-            for (auto ndr : {rpc::Ndr::Ndr32, rpc::Ndr::Ndr64}) {
-                auto framed = rpc::parse_response_stub(r->stub, ndr);
-                if (framed && framed->anomalies.empty()) {
-                    out->ndr = ndr == rpc::Ndr::Ndr32 ? 32 : 64;
-                    break;
-                }
-            }
+            if (auto ndr = rpc::infer_response_ndr(r->stub)) out->ndr = *ndr == rpc::Ndr::Ndr32 ? 32 : 64;
         } else {
             out->ok = true;
         }

@@ -183,7 +183,8 @@ struct PduView {
     guint16 opnum;        // requests
     guint32 stub_offset;  // within the PDU
     guint32 stub_length;
-    int ndr;  // 32 or 64 when the stub frames as a KMS message with that NDR, else 0
+    int ndr;  // 32 or 64: the core's NDR inference from the stub's framing (a request's must hold a v4-v6
+              // KMS message), else 0
 };
 
 /// Parses the PDU at the start of `bytes`; for requests and responses says which NDR (if any) frames the

@@ -41,30 +41,6 @@ std::optional<double> Exchange::latency_ms() const {
     return (static_cast<double>(response_time->ticks) - static_cast<double>(request_time->ticks)) / 10000.0;
 }
 
-namespace {
-
-// Without the bind (a capture started mid-connection) the NDR flavour is inferred from the framing.
-std::optional<rpc::Ndr> guess_request_ndr(ByteView stub) {
-    if (stub.size() >= 16 && load_u32le(stub.data() + 4) == 0 &&
-        load_u64le(stub.data() + 8) == load_u32le(stub.data()) &&
-        16 + static_cast<std::size_t>(load_u32le(stub.data())) <= stub.size())
-        return rpc::Ndr::Ndr64;
-    if (stub.size() >= 8 && load_u32le(stub.data()) == load_u32le(stub.data() + 4)) return rpc::Ndr::Ndr32;
-    return std::nullopt;
-}
-
-std::optional<rpc::Ndr> guess_response_ndr(ByteView stub) {
-    if (stub.size() == 12) return rpc::Ndr::Ndr32;  // NULL-pointer error stubs
-    if (stub.size() == 20) return rpc::Ndr::Ndr64;
-    if (stub.size() >= 24 && load_u64le(stub.data() + 8) == 0x20000 &&
-        load_u64le(stub.data() + 16) == load_u32le(stub.data()))
-        return rpc::Ndr::Ndr64;
-    if (stub.size() >= 12 && load_u32le(stub.data() + 8) == load_u32le(stub.data())) return rpc::Ndr::Ndr32;
-    return std::nullopt;
-}
-
-}  // namespace
-
 Conversation::Conversation(ConversationOptions options)
     : options_(options),
       client_{rpc::StreamFramer(options.limits), rpc::FragmentAssembler(options.limits)},
@@ -266,7 +242,7 @@ void Conversation::on_request(FileTime t, std::uint64_t offset, const rpc::Pdu& 
     e.request_time = t;
     e.ndr = ndr_for(body.context_id);
     if (!e.ndr) {
-        e.ndr = guess_request_ndr(body.stub);
+        e.ndr = rpc::infer_request_ndr(body.stub);
         if (bound_.count(body.context_id) == 0)
             e.diagnostics.push_back("request on context id " + std::to_string(body.context_id) +
                                     (bound_.empty() ? " without a bind in the capture; NDR inferred from the stub"
@@ -336,7 +312,7 @@ void Conversation::on_response(FileTime t, std::uint64_t offset, const rpc::Pdu&
     }
     e.response_time = t;
     e.outcome = it != pending_.end() ? Outcome::Response : Outcome::Orphan;
-    if (!e.ndr) e.ndr = guess_response_ndr(body.stub);
+    if (!e.ndr) e.ndr = rpc::infer_response_ndr(body.stub);
     auto rpc_anomaly = [&](std::string text) {
         e.verdict.fail(kms::Check::Rpc);
         e.diagnostics.push_back(std::move(text));

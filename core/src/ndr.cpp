@@ -116,4 +116,23 @@ std::size_t response_stub_size(std::size_t message_size, Ndr ndr) {
     return head + message_size + pad4(head + message_size) + 4;
 }
 
+std::optional<Ndr> infer_request_ndr(ByteView stub) {
+    if (stub.size() >= 16 && load_u32le(stub.data() + 4) == 0 &&
+        load_u64le(stub.data() + 8) == load_u32le(stub.data()) &&
+        16 + static_cast<std::size_t>(load_u32le(stub.data())) <= stub.size())
+        return Ndr::Ndr64;
+    if (stub.size() >= 8 && load_u32le(stub.data()) == load_u32le(stub.data() + 4)) return Ndr::Ndr32;
+    return std::nullopt;
+}
+
+std::optional<Ndr> infer_response_ndr(ByteView stub) {
+    if (stub.size() == 12) return Ndr::Ndr32;  // NULL-pointer error stubs
+    if (stub.size() == 20) return Ndr::Ndr64;
+    if (stub.size() >= 24 && load_u64le(stub.data() + 8) == 0x20000 &&
+        load_u64le(stub.data() + 16) == load_u32le(stub.data()))
+        return Ndr::Ndr64;
+    if (stub.size() >= 12 && load_u32le(stub.data() + 8) == load_u32le(stub.data())) return Ndr::Ndr32;
+    return std::nullopt;
+}
+
 }  // namespace kmscope::rpc

@@ -260,5 +260,21 @@ TEST(KmsWire, WorkstationUnicodeRoundTrip) {
     EXPECT_EQ(b.workstation(), std::string(63, 'A'));  // 63 units plus the NUL fill 128 bytes
 }
 
+// Mid-stream captures: the NDR flavour comes from the stub's framing alone, for every message size the
+// protocol has (v4 to v6 requests and responses, both error stubs).
+TEST(KmsWire, NdrInferredFromStubFraming) {
+    for (std::size_t size : {236u, 260u, 252u, 284u, 5u, 0u})
+        for (auto ndr : {rpc::Ndr::Ndr32, rpc::Ndr::Ndr64}) {
+            const Bytes message(size, 0xA5);
+            EXPECT_EQ(rpc::infer_request_ndr(rpc::build_request_stub(message, ndr)), ndr) << size;
+            if (size > 0) {
+                EXPECT_EQ(rpc::infer_response_ndr(rpc::build_response_stub(message, ndr)), ndr) << size;
+            }
+            EXPECT_EQ(rpc::infer_response_ndr(rpc::build_error_stub(0xC004F042, ndr)), ndr);
+        }
+    EXPECT_FALSE(rpc::infer_request_ndr(Bytes{1, 0, 0, 0, 2, 0, 0, 0}));  // sizes that disagree
+    EXPECT_FALSE(rpc::infer_response_ndr(Bytes(7, 0)));
+}
+
 }  // namespace
 }  // namespace kmscope

@@ -45,4 +45,10 @@ Bytes build_error_stub(std::uint32_t hresult, Ndr ndr);
 /// Size of a success stub for a message of `message_size` bytes (the alloc_hint a client expects).
 std::size_t response_stub_size(std::size_t message_size, Ndr ndr);
 
+/// Without the bind (a capture started mid-connection) the transfer syntax of a request or response stub
+/// is inferred from its framing: the NDR64 and NDR32 length fields repeat the message size in different
+/// places. nullopt when neither fits.
+std::optional<Ndr> infer_request_ndr(ByteView stub);
+std::optional<Ndr> infer_response_ndr(ByteView stub);
+
 }  // namespace kmscope::rpc
