@@ -2,6 +2,7 @@
 // Usage: extract_seeds CAPTURES_DIR OUT_DIR
 // Writes OUT_DIR/<target>/<hash> files in the input formats the targets document (fuzz/fuzz_*.cpp):
 //   fuzz_pcap          every capture file as is
+//   fuzz_analyze       the same
 //   fuzz_pdu           every PDU of every direction, and every reassembled request/response
 //   fuzz_server        every client->server direction and every client PDU, behind a config byte and a
 //                      chunking byte
@@ -299,6 +300,7 @@ int main(int argc, char** argv) {
             std::ifstream in(file, std::ios::binary);
             Bytes raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
             out.write("fuzz_pcap", raw);
+            out.write("fuzz_analyze", raw);
             auto conns = read_connections(file);
             if (conns.empty()) throw std::runtime_error("no TCP connection");
             for (const auto& c : conns) seed_connection(out, c, csv_rows);

@@ -10,9 +10,6 @@
 // pending request, and after finish() all of them have ended; the conversations got no more bytes than the
 // segments carried; recorded connections hold only whole, well-formed PDUs; decode_* return views inside
 // their input.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -22,6 +19,7 @@
 
 #include "fuzz_check.hpp"
 #include "kmscope/dcerpc.hpp"
+#include "memfd_input.hpp"
 #include "packet_source.hpp"
 #include "recorded.hpp"
 #include "tcp_split.hpp"
@@ -34,25 +32,6 @@ namespace {
 bool inside(ByteView inner, ByteView outer) {
     return inner.empty() ||
            (inner.data() >= outer.data() && inner.data() + inner.size() <= outer.data() + outer.size());
-}
-
-// One memfd for the whole run, rewritten for every input; libpcap opens it through /proc/self/fd.
-const std::string& memfd_path(const std::uint8_t* data, std::size_t size) {
-    static int fd = -1;
-    static std::string path;
-    if (fd < 0) {
-        fd = memfd_create("fuzz_pcap", 0);
-        FUZZ_CHECK(fd >= 0);
-        path = "/proc/self/fd/" + std::to_string(fd);
-    }
-    FUZZ_CHECK(ftruncate(fd, 0) == 0);
-    std::size_t done = 0;
-    while (done < size) {
-        ssize_t n = pwrite(fd, data + done, size - done, static_cast<off_t>(done));
-        FUZZ_CHECK(n > 0);
-        done += static_cast<std::size_t>(n);
-    }
-    return path;
 }
 
 void check_file(const std::uint8_t* data, std::size_t size) {
