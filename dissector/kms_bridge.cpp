@@ -397,16 +397,7 @@ bool starts_with_bind_pdu(const guint8* bytes, std::size_t len) noexcept {
         if (!bytes) return false;
         auto h = rpc::parse_header(ByteView(bytes, len));
         if (!h || h->frag_length > len) return false;  // only whole PDUs (TCP hands us reassembled ones later)
-        switch (static_cast<rpc::PduType>(h->ptype)) {
-            case rpc::PduType::Bind:
-            case rpc::PduType::BindAck:
-            case rpc::PduType::BindNak:
-            case rpc::PduType::AlterContext:
-            case rpc::PduType::AlterContextResp:
-                return true;
-            default:
-                return false;
-        }
+        return rpc::negotiates_context(h->ptype);
     } catch (...) {
         return false;
     }

@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "kms_bridge.hpp"
+#include "kmscope/dcerpc.hpp"
 #include "kmscope/kms.hpp"
 #include "kmscope/status.hpp"
 
@@ -659,9 +660,8 @@ KmsConnection* kms_connection(packet_info* pinfo, conversation_t* conv, const gu
 /// A cheap look at the first header bytes before the segment is copied: a DCE/RPC v5 bind (11), bind_ack,
 /// bind_nak, alter_context or alter_context_resp (15).
 bool may_start_with_bind_pdu(tvbuff_t* tvb) {
-    if (tvb_captured_length(tvb) < 16 || tvb_get_guint8(tvb, 0) != 5) return false;
-    const guint8 ptype = tvb_get_guint8(tvb, 2);
-    return ptype >= 11 && ptype <= 15;
+    return tvb_captured_length(tvb) >= 16 && tvb_get_guint8(tvb, 0) == 5 &&
+           kmscope::rpc::negotiates_context(tvb_get_guint8(tvb, 2));
 }
 
 /// First pass: a segment that starts with a bind-type PDU goes to the core's conversation model of the
@@ -765,7 +765,9 @@ void dissect_midstream(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, conv
 /// segment to DCE/RPC ourselves). Tried before DCE/RPC's own heuristic, which would otherwise claim it.
 gboolean dissect_kms_heur_tcp(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data) {
     const gint captured = tvb_captured_length(tvb);
-    if (captured < 16 || tvb_get_guint8(tvb, 0) != 5 || tvb_get_guint8(tvb, 2) != 11) return FALSE;
+    if (captured < 16 || tvb_get_guint8(tvb, 0) != 5 ||
+        tvb_get_guint8(tvb, 2) != static_cast<guint8>(kmscope::rpc::PduType::Bind))
+        return FALSE;
     const gint len = captured < 65535 ? captured : 65535;
     guint8* bytes = static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, 0, len));
     if (!kmsdiss::is_kms_bind(bytes, static_cast<std::size_t>(len))) return FALSE;

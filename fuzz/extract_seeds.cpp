@@ -148,18 +148,7 @@ void put(Bytes& b, ByteView v) {
 Bytes builder_seed(const kms::DecodedRequest& q, const kms::DecodedResponse* p) {
     Bytes b{2, static_cast<std::uint8_t>(q.version.major - 4), 0x07};
     Writer w;
-    const auto& r = q.base;
-    w.u32le(r.vm_info);
-    w.u32le(r.license_status);
-    w.u32le(r.binding_expiration);
-    w.guid(r.app_id);
-    w.guid(r.sku_id);
-    w.guid(r.kms_id);
-    w.guid(r.cmid);
-    w.u32le(r.n_policy);
-    w.u64le(r.client_time.ticks);
-    w.guid(r.previous_cmid);
-    w.bytes(r.workstation_raw);
+    kms::write_base_request(w, q.base);
     w.bytes(q.iv);
     w.u32le(p ? p->base.count : 50);
     w.u32le(p ? p->base.activation_interval : 120);

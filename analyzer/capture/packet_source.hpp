@@ -36,6 +36,20 @@ struct EndpointHash {
     std::size_t operator()(const Endpoint& e) const noexcept;
 };
 
+/// A connection's two endpoints in a fixed order, so that both directions of it give the same key.
+struct FlowKey {
+    Endpoint a, b;
+    static FlowKey of(const Endpoint& x, const Endpoint& y) { return x < y ? FlowKey{x, y} : FlowKey{y, x}; }
+    bool operator==(const FlowKey&) const = default;
+};
+
+struct FlowKeyHash {
+    std::size_t operator()(const FlowKey& k) const noexcept {
+        EndpointHash h;
+        return h(k.a) * 31 + h(k.b);
+    }
+};
+
 /// One TCP segment with its payload (a view into the packet buffer, valid until the next packet).
 struct TcpSegment {
     FileTime time;

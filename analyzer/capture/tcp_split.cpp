@@ -10,7 +10,8 @@ constexpr std::uint16_t kKmsPort = 1688;
 constexpr std::uint64_t kSweepEvery = 8192;
 
 bool looks_like_bind(ByteView payload) {
-    return payload.size() >= 3 && payload[0] == 5 && payload[1] == 0 && payload[2] == 11;
+    return payload.size() >= 3 && payload[0] == 5 && payload[1] == 0 &&
+           payload[2] == static_cast<std::uint8_t>(rpc::PduType::Bind);
 }
 
 std::int32_t rel(std::uint32_t a, std::uint32_t b) {
@@ -44,7 +45,7 @@ std::size_t front_index(const TcpConnection::Half& h) {
 }  // namespace
 
 void TcpSplit::add(const TcpSegment& seg) {
-    Key key = seg.src < seg.dst ? Key{seg.src, seg.dst} : Key{seg.dst, seg.src};
+    const Key key = FlowKey::of(seg.src, seg.dst);
     auto it = open_.find(key);
     const bool syn = seg.flags & tcpflag::kSyn, ack = seg.flags & tcpflag::kAck;
     if (it != open_.end() && syn && !ack && it->second.conn->syn_seen && seg.src == it->second.conn->client) {

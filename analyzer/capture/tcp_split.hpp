@@ -85,16 +85,8 @@ public:
     std::uint64_t evicted() const { return evicted_; }
 
 private:
-    struct Key {
-        Endpoint a, b;
-        bool operator==(const Key&) const = default;
-    };
-    struct KeyHash {
-        std::size_t operator()(const Key& k) const noexcept {
-            EndpointHash h;
-            return h(k.a) * 31 + h(k.b);
-        }
-    };
+    using Key = FlowKey;
+    using KeyHash = FlowKeyHash;
     struct Entry {
         std::unique_ptr<TcpConnection> conn;
         std::list<Key>::iterator lru;

@@ -44,18 +44,6 @@ bool is_dns(const capture::UdpDatagram& d) {
 
 }  // namespace
 
-std::optional<kms::Version> ExchangeRecord::version() const {
-    if (x.request) return x.request->version;
-    if (x.request_version) return x.request_version;
-    if (x.response) return x.response->version;
-    return std::nullopt;
-}
-
-const char* kind_name(const Record& r) {
-    static constexpr const char* kNames[] = {"exchange", "connection", "dns"};
-    return kNames[r.index()];
-}
-
 // Per-connection state kept while the connection is open.
 struct Analyzer::ConnState {
     std::vector<std::string> diagnostics;  // stream-level, not yet attached to an exchange

@@ -18,7 +18,7 @@ public:
     /// Reassembly thread: the connection between `a` and `b` is ignored from now on.
     void report(const capture::Endpoint& a, const capture::Endpoint& b) {
         std::lock_guard lock(mu_);
-        reported_.push_back(key(a, b));
+        reported_.push_back(capture::FlowKey::of(a, b));
         pending_.store(true, std::memory_order_release);
     }
 
@@ -28,7 +28,7 @@ public:
     bool skip_payload(const capture::TcpSegment& s, std::uint64_t idle_ticks) {
         if (pending_.load(std::memory_order_acquire)) take_reported(s.time);
         if (known_.empty()) return false;
-        auto it = known_.find(key(s.src, s.dst));
+        auto it = known_.find(capture::FlowKey::of(s.src, s.dst));
         if (it == known_.end()) return false;
         const bool syn = s.flags & capture::tcpflag::kSyn, ack = s.flags & capture::tcpflag::kAck;
         if ((syn && !ack) || s.time.ticks > it->second.ticks + idle_ticks) {
@@ -41,21 +41,10 @@ public:
     }
 
 private:
-    struct Key {
-        capture::Endpoint a, b;
-        bool operator==(const Key&) const = default;
-    };
-    struct KeyHash {
-        std::size_t operator()(const Key& k) const noexcept {
-            capture::EndpointHash h;
-            return h(k.a) * 31 + h(k.b);
-        }
-    };
     static constexpr std::size_t kMaxKnown = 1 << 16;  // beyond that, start over (only a saving is lost)
 
-    static Key key(const capture::Endpoint& x, const capture::Endpoint& y) { return x < y ? Key{x, y} : Key{y, x}; }
     void take_reported(FileTime now) {
-        std::vector<Key> fresh;
+        std::vector<capture::FlowKey> fresh;
         {
             std::lock_guard lock(mu_);
             fresh.swap(reported_);
@@ -66,9 +55,10 @@ private:
     }
 
     std::mutex mu_;
-    std::vector<Key> reported_;  // guarded by mu_
+    std::vector<capture::FlowKey> reported_;  // guarded by mu_
     std::atomic<bool> pending_{false};
-    std::unordered_map<Key, FileTime, KeyHash> known_;  // reading thread only: the last segment's time
+    std::unordered_map<capture::FlowKey, FileTime, capture::FlowKeyHash>
+        known_;  // reading thread only: the last segment's time
 };
 
 }  // namespace kmscope::analyzer

@@ -56,7 +56,4 @@ struct DnsRecord {
 
 using Record = std::variant<ExchangeRecord, ConnectionRecord, DnsRecord>;
 
-/// The record's "kind": "exchange", "connection" or "dns".
-const char* kind_name(const Record& r);
-
 }  // namespace kmscope::analyzer

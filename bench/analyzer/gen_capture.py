@@ -13,6 +13,7 @@ import argparse, os, random, struct, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'tests', 'analyzer'))
+from pcapfile import read_capture  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument('out')
@@ -27,42 +28,11 @@ FIN, SYN, PSH, ACK = 0x01, 0x02, 0x08, 0x10
 ETH = b'\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00'
 IP_OFF, TCP_OFF = 16 + 14, 16 + 14 + 20  # offsets inside a pcap record
 
-def read_capture(path):
-    data = open(path, 'rb').read()
-    out = []
-    if data[:4] == b'\x0a\x0d\x0d\x0a':
-        pos, link, res = 0, None, 10**6
-        while pos + 12 <= len(data):
-            btype, blen = struct.unpack_from('<II', data, pos)
-            body = data[pos + 8: pos + blen - 4]
-            if btype == 1:
-                link = struct.unpack_from('<H', body, 0)[0]
-                opt = 8
-                while opt + 4 <= len(body):
-                    code, olen = struct.unpack_from('<HH', body, opt)
-                    if code == 0:
-                        break
-                    if code == 9:
-                        res = 10 ** (body[opt + 4] & 0x7f)
-                    opt += 4 + (olen + 3) // 4 * 4
-            elif btype == 6:
-                _, hi, lo, caplen, _ = struct.unpack_from('<IIIII', body, 0)
-                out.append(((hi << 32 | lo) * 10**9 // res, body[20:20 + caplen], link))
-            pos += blen
-        return out
-    link = struct.unpack_from('<I', data, 20)[0]
-    nano = struct.unpack_from('<I', data, 0)[0] == 0xa1b23c4d
-    pos = 24
-    while pos + 16 <= len(data):
-        sec, frac, caplen, _ = struct.unpack_from('<IIII', data, pos)
-        out.append((sec * 10**9 + (frac if nano else frac * 1000), data[pos + 16: pos + 16 + caplen], link))
-        pos += 16 + caplen
-    return out
-
 def sessions_of(path):
     """Each TCP connection as [(from_client, seq, ack, flags, payload)], for Ethernet IPv4 KMS captures."""
     conns = {}
-    for ts, f, link in read_capture(path):
+    link, frames = read_capture(path)
+    for ts, f in frames:
         if link != 1 or f[12:14] != b'\x08\x00':
             return []
         ip = f[14:]

@@ -51,19 +51,7 @@ namespace {
 bool starts_pdu(ByteView bytes, const rpc::Limits& limits) {
     if (bytes.size() < rpc::kHeaderSize) return false;
     auto h = rpc::parse_header(bytes.first(rpc::kHeaderSize), 0, limits);
-    if (!h) return false;
-    switch (static_cast<rpc::PduType>(h->ptype)) {
-        case rpc::PduType::Request:
-        case rpc::PduType::Response:
-        case rpc::PduType::Fault:
-        case rpc::PduType::Bind:
-        case rpc::PduType::BindAck:
-        case rpc::PduType::BindNak:
-        case rpc::PduType::AlterContext:
-        case rpc::PduType::AlterContextResp:
-            return true;
-    }
-    return false;
+    return h && rpc::kms_pdu_type(h->ptype);
 }
 }  // namespace
 

@@ -14,6 +14,8 @@ an unsupported link type. Options: --filter, --strict, --format csv, --summary, 
 """
 import gzip, io, itertools, json, os, shutil, struct, subprocess, sys, tempfile
 
+from pcapfile import read_capture
+
 ANALYZER, CAPTURES = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 KEEP = sys.argv[sys.argv.index('--keep') + 1] if '--keep' in sys.argv else None
 WORK = KEEP or tempfile.mkdtemp(prefix='kms-synth-')
@@ -32,42 +34,6 @@ class Pkt:
         return p
 
 # ---------------------------------------------------------------- reading the real captures
-
-def read_capture(path):
-    """(link_type, [(ts_ns, frame bytes)]) for pcap or pcapng (single interface)."""
-    data = open(path, 'rb').read()
-    out = []
-    if data[:4] == b'\x0a\x0d\x0d\x0a':
-        pos, link, res = 0, None, 1000
-        while pos + 12 <= len(data):
-            btype, blen = struct.unpack_from('<II', data, pos)
-            body = data[pos + 8: pos + blen - 4]
-            if btype == 1:
-                link = struct.unpack_from('<H', body, 0)[0]
-                opt = 8
-                while opt + 4 <= len(body):
-                    code, olen = struct.unpack_from('<HH', body, opt)
-                    if code == 0:
-                        break
-                    if code == 9:
-                        r = body[opt + 4]
-                        res = 10 ** (r & 0x7f) if not r & 0x80 else 2 ** (r & 0x7f)
-                    opt += 4 + (olen + 3) // 4 * 4
-            elif btype == 6:
-                _, hi, lo, caplen, _ = struct.unpack_from('<IIIII', body, 0)
-                ticks = hi << 32 | lo
-                out.append((ticks * 10**9 // res, body[20:20 + caplen]))
-            pos += blen
-        return link, out
-    magic = struct.unpack_from('<I', data, 0)[0]
-    nano = magic == 0xa1b23c4d
-    link = struct.unpack_from('<I', data, 20)[0]
-    pos = 24
-    while pos + 16 <= len(data):
-        sec, frac, caplen, _ = struct.unpack_from('<IIII', data, pos)
-        out.append((sec * 10**9 + (frac if nano else frac * 1000), data[pos + 16: pos + 16 + caplen]))
-        pos += 16 + caplen
-    return link, out
 
 def parse_tcp(link, ts, frame):
     if link == 1:

@@ -27,6 +27,18 @@ enum class PduType : std::uint8_t {
 /// Name of a PTYPE value ("bind", "alter_context_resp", ...; "ptype N" for others).
 std::string pdu_type_name(std::uint8_t ptype);
 
+/// True for the PDUs that negotiate a presentation context: bind, bind_ack, bind_nak, alter_context and
+/// alter_context_resp.
+constexpr bool negotiates_context(std::uint8_t ptype) {
+    return ptype >= static_cast<std::uint8_t>(PduType::Bind) &&
+           ptype <= static_cast<std::uint8_t>(PduType::AlterContextResp);
+}
+/// True for every PDU type KMS uses: the context negotiation plus request, response and fault.
+constexpr bool kms_pdu_type(std::uint8_t ptype) {
+    return negotiates_context(ptype) || ptype == static_cast<std::uint8_t>(PduType::Request) ||
+           ptype == static_cast<std::uint8_t>(PduType::Response) || ptype == static_cast<std::uint8_t>(PduType::Fault);
+}
+
 namespace flag {
 inline constexpr std::uint8_t kFirstFrag = 0x01;
 inline constexpr std::uint8_t kLastFrag = 0x02;

@@ -121,7 +121,8 @@ enum class Check : std::uint8_t {
     Rpc,             // RPC framing of the response (stub sizes, padding, context id)
 };
 
-/// Stable name of a check ("request_mac", "hmac", ...), used in JSON and filters.
+/// Stable name of a check ("request_mac", "hmac", ...), used in JSON and filters. Like the description, a
+/// view of a string literal (static, NUL-terminated).
 std::string_view check_name(Check c);
 /// One sentence describing what failed.
 std::string_view check_description(Check c);

@@ -74,7 +74,8 @@ private:
 /// Text of a ProductKind as used in the CSV: "app", "kms" or "sku".
 std::string_view product_kind_name(ProductKind kind);
 
-/// Display name of a request's LicenseStatus value (0 Unlicensed ... 6 Extended grace, else "Unknown").
+/// Display name of a request's LicenseStatus value (0 Unlicensed ... 6 Extended grace, else "Unknown"); a
+/// view of a string literal (static, NUL-terminated).
 std::string_view license_status_name(std::uint32_t status);
 
 namespace detail {

@@ -21,6 +21,9 @@ inline constexpr std::uint32_t kNcaOpRangeError = 0x1C010002;
 inline constexpr std::uint32_t kNcaUnknownInterface = 0x1C010003;
 inline constexpr std::uint32_t kNcaProtoError = 0x1C01000B;
 
+// The names below are views of string literals: static and NUL-terminated, so callers (the dissector) may
+// keep .data() as a C string. An unknown value gives an empty view whose data() may be null.
+
 /// Symbolic name of an HRESULT ("ERROR_INVALID_DATA", ...), or "" when unknown.
 std::string_view hresult_name(std::uint32_t hr);
 /// One-sentence meaning of an HRESULT, or "" when unknown.
