@@ -27,12 +27,10 @@
 #include "kmscope/dcerpc.hpp"
 #include "kmscope/kms.hpp"
 #include "kmscope/status.hpp"
+#include "kmscope/version.hpp"
 
-#ifndef PLUGIN_VERSION
-#define PLUGIN_VERSION "0.0.0"
-#endif
-
-extern "C" WS_DLL_PUBLIC_DEF const gchar plugin_version[] = PLUGIN_VERSION;
+// The project's version, which tshark -G plugins shows.
+extern "C" WS_DLL_PUBLIC_DEF const gchar plugin_version[] = KMSCOPE_VERSION;
 extern "C" WS_DLL_PUBLIC_DEF const int plugin_want_major = WIRESHARK_VERSION_MAJOR;
 extern "C" WS_DLL_PUBLIC_DEF const int plugin_want_minor = WIRESHARK_VERSION_MINOR;
 extern "C" WS_DLL_PUBLIC_DEF void plugin_register(void);

@@ -10,11 +10,13 @@
 #include <vector>
 
 #include "analyzer.hpp"
+#include "kmscope/version.hpp"
 
 int main(int argc, char** argv) {
     using namespace kmscope;
     using namespace kmscope::analyzer;
     CLI::App app{"kms-analyze: find, decode and verify KMS activations in capture files"};
+    app.set_version_flag("--version,-V", std::string("kms-analyze (kmscope) ") + kmscope::version);
     std::vector<std::string> files, filters;
     std::vector<std::uint16_t> ports;
     std::string products_file, format = "table";

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "check.hpp"
+#include "kmscope/version.hpp"
 #include "options.hpp"
 #include "send.hpp"
 #include "serve.hpp"
@@ -13,6 +14,7 @@ using namespace kmscope::replay;
 
 int main(int argc, char** argv) {
     CLI::App app{"kms-replay: KMS host, offline capture check and live replay on the kmscope core"};
+    app.set_version_flag("--version,-V", std::string("kms-replay (kmscope) ") + kmscope::version);
     app.require_subcommand(1);
 
     // serve

@@ -1,0 +1,1 @@
+# CPack: Debian packages (make package). Filled in by the packaging work.
