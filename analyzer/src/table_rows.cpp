@@ -34,13 +34,13 @@ std::string cell(const std::string& s, std::size_t width) {
 // The verdict in words: "ok", "FAIL hash", "HRESULT 0xC004F042 SL_E_...", "NO RESPONSE", ...
 std::string verdict_text(const Exchange& x) {
     std::string checks;
-    for (auto chk : x.verdict.failed) checks += " " + std::string(kms::check_name(chk));
+    for (auto chk : x.verdict.failed) checks.append(" ").append(kms::check_name(chk));
     if (x.outcome == Outcome::Response) {
         if (x.ok()) return "ok";
         return "FAIL" + (checks.empty() ? std::string(" undecodable") : checks);
     }
     const std::string prefix = checks.empty() ? "" : "FAIL" + checks + ", ";
-    auto named = [](std::string_view name) { return name.empty() ? std::string() : " " + std::string(name); };
+    auto named = [](std::string_view name) { return name.empty() ? std::string() : std::string(" ").append(name); };
     switch (x.outcome) {
         case Outcome::Hresult: {
             const std::uint32_t hr = x.hresult.value_or(0);
@@ -72,7 +72,8 @@ private:
     void line(const ExchangeRecord& r) {
         const Exchange& x = r.x;
         auto v = r.version();
-        std::string ver = v ? "v" + v->to_string() : "v?";
+        std::string ver = "v";
+        ver += v ? v->to_string() : "?";
         if (x.ndr) ver += *x.ndr == rpc::Ndr::Ndr64 ? " NDR64" : " NDR32";
         const std::string ws = x.request ? x.request->base.workstation() : "-";
         const std::string product = x.request ? products_.name_or_guid(x.request->base.sku_id) : "-";

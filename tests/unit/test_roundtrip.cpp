@@ -20,8 +20,12 @@ struct RoundTrip {
 };
 
 std::string name_of(const RoundTrip& r) {
-    return "v" + std::to_string(r.major) + (r.server_ndr64 ? "_srvNdr64" : "_srvNdr32") +
-           (r.client_ndr64 ? "_cliNdr64" : "_cliNdr32") + (r.btfn ? "_btfn" : "_nobtfn");
+    std::string name = "v";
+    name += std::to_string(r.major);
+    name += r.server_ndr64 ? "_srvNdr64" : "_srvNdr32";
+    name += r.client_ndr64 ? "_cliNdr64" : "_cliNdr32";
+    name += r.btfn ? "_btfn" : "_nobtfn";
+    return name;
 }
 
 class ClientServerRoundTrip : public ::testing::TestWithParam<RoundTrip> {};
