@@ -28,6 +28,21 @@ ActivationLog::~ActivationLog() {
     if (own_) std::fclose(out_);
 }
 
+std::string ActivationLog::reopen(const std::string& path, bool json, bool quiet) {
+    std::FILE* next = stdout;
+    if (!path.empty()) {
+        next = std::fopen(path.c_str(), "a");
+        if (!next) return path + ": cannot open the log file";
+    }
+    std::lock_guard lock(mu_);
+    if (own_) std::fclose(out_);
+    out_ = next;
+    own_ = !path.empty();
+    json_ = json;
+    quiet_ = quiet;
+    return "";
+}
+
 void ActivationLog::write(const std::string& line) {
     std::lock_guard lock(mu_);
     std::fwrite(line.data(), 1, line.size(), out_);
@@ -37,14 +52,21 @@ void ActivationLog::write(const std::string& line) {
 
 namespace {
 std::string result_text(const server::ActivationRecord& rec) {
-    if (rec.fault) {
-        auto name = nca_status_name(rec.fault);
-        return "FAULT " + hex32(rec.fault) + (name.empty() ? "" : " " + std::string(name)) + ": " + rec.reason;
-    }
-    if (rec.hresult) {
-        auto name = hresult_name(rec.hresult);
-        return "HRESULT " + hex32(rec.hresult) + (name.empty() ? "" : " " + std::string(name)) + ": " + rec.reason;
-    }
+    // Built with append: GCC 12 at -O3 reports a false -Wrestrict through `"literal" + std::string`.
+    auto refusal = [&](std::string_view kind, std::uint32_t code, std::string_view name) {
+        std::string s(kind);
+        s += ' ';
+        s += hex32(code);
+        if (!name.empty()) {
+            s += ' ';
+            s += name;
+        }
+        s += ": ";
+        s += rec.reason;
+        return s;
+    };
+    if (rec.fault) return refusal("FAULT", rec.fault, nca_status_name(rec.fault));
+    if (rec.hresult) return refusal("HRESULT", rec.hresult, hresult_name(rec.hresult));
     return "ok";
 }
 }  // namespace
@@ -94,12 +116,23 @@ std::string ActivationLog::json_line(const std::string& client, const server::Ac
 
 void ActivationLog::activation(const std::string& client, const server::ActivationRecord& rec,
                                const ProductTable& products) {
-    if (quiet_ && !rec.fault && !rec.hresult) return;
-    write(json_ ? json_line(client, rec, products) : text_line(client, rec, products));
+    bool json, quiet;
+    {
+        std::lock_guard lock(mu_);  // reopen() may change them from another thread
+        json = json_;
+        quiet = quiet_;
+    }
+    if (quiet && !rec.fault && !rec.hresult) return;
+    write(json ? json_line(client, rec, products) : text_line(client, rec, products));
 }
 
 void ActivationLog::event(const std::string& client, const std::string& what) {
-    if (json_) {
+    bool json;
+    {
+        std::lock_guard lock(mu_);
+        json = json_;
+    }
+    if (json) {
         nlohmann::json j;
         j["time"] = SystemClock().now().to_iso8601();
         j["client"] = client;

@@ -20,6 +20,10 @@ public:
     ActivationLog& operator=(const ActivationLog&) = delete;
     /// One activation (answered or refused) from `client`.
     void activation(const std::string& client, const server::ActivationRecord& rec, const ProductTable& products);
+    /// Opens `path` again (or another path; standard output when empty) and takes the new format and
+    /// quiet flag: SIGHUP after logrotate renamed the file. On failure the current file stays and the
+    /// error sentence is returned; "" on success.
+    std::string reopen(const std::string& path, bool json, bool quiet);
     /// A connection-level event (accepted/refused/closed/malformed) with its reason.
     void event(const std::string& client, const std::string& what);
     /// The text of an activation line (without newline), as written in text mode.

@@ -49,20 +49,23 @@ std::string outcome_text(const Exchange& x) {
 
 std::string failed_checks(const kms::Verdict& v) {
     std::string s;
-    for (auto c : v.failed) s += (s.empty() ? "" : ",") + std::string(kms::check_name(c));
+    for (auto c : v.failed) {
+        if (!s.empty()) s += ',';
+        s += kms::check_name(c);
+    }
     return s;
 }
 
 }  // namespace
 
-CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& out, bool json) {
+CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& out, std::ostream& err, bool json) {
     CheckSummary sum;
     for (const auto& path : captures) {
         std::vector<capture::RecordedConnection> conns;
         try {
             conns = capture::read_connections(path);
         } catch (const std::exception& e) {
-            out << path << ": " << e.what() << "\n";
+            err << "kms-replay check: " << path << ": " << e.what() << "\n";
             ++sum.errors;
             continue;
         }
@@ -199,7 +202,7 @@ CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& o
             }
         }
         if (conns.empty()) {
-            out << path << ": no DCE/RPC connection found\n";
+            err << "kms-replay check: " << path << ": no DCE/RPC connection found\n";
             ++sum.errors;
         }
     }

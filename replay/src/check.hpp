@@ -15,7 +15,8 @@ struct CheckSummary {
     bool ok() const { return mismatched == 0 && tampered == 0 && errors == 0; }
 };
 
-/// Checks the captures, printing one line per exchange and a diff per mismatch to `out`.
-CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& out, bool json);
+/// Checks the captures, printing one line per exchange and a diff per mismatch to `out`; captures that
+/// cannot be read (or hold no DCE/RPC connection) are counted in `errors` and reported on `err`.
+CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& out, std::ostream& err, bool json);
 
 }  // namespace kmscope::replay

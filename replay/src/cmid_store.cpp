@@ -157,6 +157,18 @@ std::vector<CountRow> SqliteCmidStore::counts(FileTime now) {
     return out;
 }
 
+std::string SqliteCmidStore::missing_tables() {
+    std::lock_guard lock(mu_);
+    for (const char* table : {"cmids", "requests", "last_count"}) {
+        Stmt s{prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")};
+        sqlite3_bind_text(s.s, 1, table, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s.s);
+        if (rc == SQLITE_DONE) return table;
+        if (rc != SQLITE_ROW) fail("schema");
+    }
+    return "";
+}
+
 std::vector<std::pair<std::string, std::string>> SqliteCmidStore::cmids() {
     std::lock_guard lock(mu_);
     std::vector<std::pair<std::string, std::string>> out;

@@ -54,6 +54,8 @@ public:
     std::vector<RequestStat> request_stats();
     /// Current counts per KMS ID as of `now`.
     std::vector<CountRow> counts(FileTime now);
+    /// The first of the tables serve creates that the database lacks, or "" when it has them all.
+    std::string missing_tables();
     /// Every (KMS ID, CMID) pair in the table.
     std::vector<std::pair<std::string, std::string>> cmids();
 

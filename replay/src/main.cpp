@@ -25,7 +25,12 @@ int main(int argc, char** argv) {
     serve->add_option("-l,--listen", cli.listen, "ADDR:PORT to listen on (repeatable; default dual-stack [::]:1688)");
     serve->add_option("--port", cli.port, "Port for --listen addresses without one")->capture_default_str();
     serve->add_option("--threads", cli.threads, "Event-loop threads")->capture_default_str();
-    serve->add_flag("--foreground", cli.foreground, "Stay in the foreground (systemd, tests)");
+    auto* daemon_flag = serve->add_flag("--daemon", cli.daemon, "Detach from the terminal (double fork, setsid)");
+    serve->add_flag("--foreground", cli.foreground, "Stay in the foreground: the default (kept for old scripts)")
+        ->excludes(daemon_flag);
+    serve->add_option("--state-dir", cli.state_dir,
+                      "Folder of the generated host identity (default: $STATE_DIRECTORY, /var/lib/kms-replay as "
+                      "root, else $XDG_STATE_HOME/kms-replay or ~/.local/state/kms-replay)");
     serve->add_option("--pid-file", cli.pid_file, "Write the process id here");
     serve->add_option("--ready-file", cli.ready_file, "Write the bound addresses here once listening");
     serve->add_option("--ndr64", cli.ndr64, "Accept NDR64 (true/false)")->capture_default_str();
@@ -34,7 +39,7 @@ int main(int argc, char** argv) {
     serve->add_option("--lcid", cli.lcid, "LCID in generated ePIDs")->capture_default_str();
     serve->add_option("--activation-interval", cli.activation_interval, "Minutes")->capture_default_str();
     serve->add_option("--renewal-interval", cli.renewal_interval, "Minutes")->capture_default_str();
-    serve->add_option("--hwid", cli.hwid, "Default HwId (16 hex digits)")->capture_default_str();
+    serve->add_option("--hwid", cli.hwid, "Default HwId (16 hex digits; default: the installation's generated one)");
     std::vector<std::string> epids, hwids;
     serve->add_option("--epid", epids, "FAMILY=EPID, e.g. Windows=03612-00206-...-2772022 (repeatable)");
     serve->add_option("--family-hwid", hwids, "FAMILY=HWID (repeatable)");
@@ -93,68 +98,80 @@ int main(int argc, char** argv) {
     status->add_flag("--json", status_json, "JSON");
     status->add_flag("--cmids", list_cmids, "List every stored CMID");
 
-    CLI11_PARSE(app, argc, argv);
+    // Exit codes as kms-analyze's: 0 success (and --help, --version), 1 mismatches, 2 usage and input
+    // errors. CLI11's own codes (105-109 and more) never leave the program.
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;  // app.exit prints help to stdout, errors to stderr
+    }
 
     if (*serve) {
-        ServeOptions opts;
-        if (!config.empty()) {
-            auto err = load_ini(config, opts);
-            if (!err.empty()) {
-                std::cerr << "kms-replay: " << err << "\n";
-                return 2;
+        // The INI file, then the options given on the command line over it: at start and on SIGHUP.
+        auto read_options = [&](ServeOptions& opts) -> std::string {
+            opts = ServeOptions{};
+            if (!config.empty()) {
+                auto err = load_ini(config, opts);
+                if (!err.empty()) return err;
             }
-        }
-        // Options given on the command line override the INI file.
-        auto given = [&](const char* name) { return serve->count(name) > 0; };
+            // Options given on the command line override the INI file.
+            auto given = [&](const char* name) { return serve->count(name) > 0; };
 #define KMS_OVERRIDE(flag, field) \
     if (given(flag)) opts.field = cli.field
-        KMS_OVERRIDE("--listen", listen);
-        KMS_OVERRIDE("--port", port);
-        KMS_OVERRIDE("--threads", threads);
-        KMS_OVERRIDE("--foreground", foreground);
-        KMS_OVERRIDE("--pid-file", pid_file);
-        KMS_OVERRIDE("--ready-file", ready_file);
-        KMS_OVERRIDE("--ndr64", ndr64);
-        KMS_OVERRIDE("--btfn", btfn);
-        KMS_OVERRIDE("--host-build", host_build);
-        KMS_OVERRIDE("--lcid", lcid);
-        KMS_OVERRIDE("--activation-interval", activation_interval);
-        KMS_OVERRIDE("--renewal-interval", renewal_interval);
-        KMS_OVERRIDE("--hwid", hwid);
-        KMS_OVERRIDE("--from", from);
-        KMS_OVERRIDE("--max-n-policy", max_n_policy);
-        KMS_OVERRIDE("--max-time-skew", max_time_skew);
-        KMS_OVERRIDE("--strict-opnum", strict_opnum);
-        KMS_OVERRIDE("--count-policy", count_policy);
-        KMS_OVERRIDE("--fixed-count", fixed_count);
-        KMS_OVERRIDE("--db", db);
-        KMS_OVERRIDE("--db-sync", db_sync);
-        KMS_OVERRIDE("--idle-timeout", idle_timeout);
-        KMS_OVERRIDE("--max-connections", max_connections);
-        KMS_OVERRIDE("--max-pdu-size", max_pdu_size);
-        KMS_OVERRIDE("--max-requests-per-connection", max_requests_per_connection);
-        KMS_OVERRIDE("--allow", allow);
-        KMS_OVERRIDE("--log-format", log_format);
-        KMS_OVERRIDE("--log-file", log_file);
-        KMS_OVERRIDE("--quiet", quiet);
+            KMS_OVERRIDE("--listen", listen);
+            KMS_OVERRIDE("--port", port);
+            KMS_OVERRIDE("--threads", threads);
+            KMS_OVERRIDE("--foreground", foreground);
+            KMS_OVERRIDE("--daemon", daemon);
+            KMS_OVERRIDE("--state-dir", state_dir);
+            KMS_OVERRIDE("--pid-file", pid_file);
+            KMS_OVERRIDE("--ready-file", ready_file);
+            KMS_OVERRIDE("--ndr64", ndr64);
+            KMS_OVERRIDE("--btfn", btfn);
+            KMS_OVERRIDE("--host-build", host_build);
+            KMS_OVERRIDE("--lcid", lcid);
+            KMS_OVERRIDE("--activation-interval", activation_interval);
+            KMS_OVERRIDE("--renewal-interval", renewal_interval);
+            KMS_OVERRIDE("--hwid", hwid);
+            KMS_OVERRIDE("--from", from);
+            KMS_OVERRIDE("--max-n-policy", max_n_policy);
+            KMS_OVERRIDE("--max-time-skew", max_time_skew);
+            KMS_OVERRIDE("--strict-opnum", strict_opnum);
+            KMS_OVERRIDE("--count-policy", count_policy);
+            KMS_OVERRIDE("--fixed-count", fixed_count);
+            KMS_OVERRIDE("--db", db);
+            KMS_OVERRIDE("--db-sync", db_sync);
+            KMS_OVERRIDE("--idle-timeout", idle_timeout);
+            KMS_OVERRIDE("--max-connections", max_connections);
+            KMS_OVERRIDE("--max-pdu-size", max_pdu_size);
+            KMS_OVERRIDE("--max-requests-per-connection", max_requests_per_connection);
+            KMS_OVERRIDE("--allow", allow);
+            KMS_OVERRIDE("--log-format", log_format);
+            KMS_OVERRIDE("--log-file", log_file);
+            KMS_OVERRIDE("--quiet", quiet);
 #undef KMS_OVERRIDE
-        for (const auto& [list, target] : {std::pair{&epids, &opts.epid}, std::pair{&hwids, &opts.family_hwid}}) {
-            for (const auto& kv : *list) {
-                auto eq = kv.find('=');
-                if (eq == std::string::npos) {
-                    std::cerr << "kms-replay: expected FAMILY=VALUE, got '" << kv << "'\n";
-                    return 2;
+            for (const auto& [list, target] : {std::pair{&epids, &opts.epid}, std::pair{&hwids, &opts.family_hwid}}) {
+                for (const auto& kv : *list) {
+                    auto eq = kv.find('=');
+                    if (eq == std::string::npos) return "expected FAMILY=VALUE, got '" + kv + "'";
+                    (*target)[kv.substr(0, eq)] = kv.substr(eq + 1);
                 }
-                (*target)[kv.substr(0, eq)] = kv.substr(eq + 1);
             }
+            return "";
+        };
+        ServeOptions opts;
+        if (auto err = read_options(opts); !err.empty()) {
+            std::cerr << "kms-replay: " << err << "\n";
+            return 2;
         }
-        return run_serve(opts);
+        return run_serve(opts, read_options);
     }
     if (*check) {
-        auto sum = run_check(check_caps, std::cout, check_json);
+        auto sum = run_check(check_caps, std::cout, std::cerr, check_json);
+        if (sum.errors) return 2;  // a capture that cannot be read is an input error
         return sum.ok() ? 0 : 1;
     }
-    if (*send) return run_send(so, std::cout);
-    if (*status) return run_status(db, status_json, list_cmids, std::cout);
+    if (*send) return run_send(so, std::cout, std::cerr);
+    if (*status) return run_status(db, status_json, list_cmids, std::cout, std::cerr);
     return 2;
 }

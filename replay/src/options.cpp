@@ -79,6 +79,8 @@ std::string load_ini(const std::string& path, ServeOptions& o) {
     integer("port", o.port, 0, 65535);
     integer("threads", o.threads, 1, 256);
     boolean("foreground", o.foreground);
+    boolean("daemon", o.daemon);
+    str("state-dir", o.state_dir);
     str("pid-file", o.pid_file);
     str("ready-file", o.ready_file);
     boolean("ndr64", o.ndr64);
@@ -120,6 +122,8 @@ std::string load_ini(const std::string& path, ServeOptions& o) {
                                   "port",
                                   "threads",
                                   "foreground",
+                                  "daemon",
+                                  "state-dir",
                                   "pid-file",
                                   "ready-file",
                                   "ndr64",
@@ -171,7 +175,9 @@ std::vector<std::string> validate(const ServeOptions& o) {
     if (o.count_policy == "genuine" && o.db.empty()) p.push_back("count-policy genuine needs --db FILE");
     if (o.db_sync != "full" && o.db_sync != "normal") p.push_back("db-sync must be 'full' or 'normal'");
     if (o.log_format != "text" && o.log_format != "json") p.push_back("log-format must be 'text' or 'json'");
-    if (!HwId::parse(o.hwid)) p.push_back("hwid must be 16 hex digits, not '" + o.hwid + "'");
+    if (!o.hwid.empty() && !HwId::parse(o.hwid))
+        p.push_back("hwid must be 16 hex digits (or empty for the generated one), not '" + o.hwid + "'");
+    if (o.daemon && o.foreground) p.push_back("daemon and foreground exclude each other");
     for (const auto& [fam, h] : o.family_hwid) {
         if (!csvlk_family(fam)) p.push_back("unknown CSVLK family '" + fam + "' in hwid");
         if (!HwId::parse(h)) p.push_back("hwid for " + fam + " must be 16 hex digits");
@@ -186,6 +192,23 @@ std::vector<std::string> validate(const ServeOptions& o) {
     if (o.idle_timeout <= 0) p.push_back("idle-timeout must be positive");
     if (o.threads < 1) p.push_back("threads must be at least 1");
     return p;
+}
+
+std::vector<std::string> restart_only_changes(const ServeOptions& a, const ServeOptions& b) {
+    std::vector<std::string> out;
+    auto diff = [&](bool differs, const char* name) {
+        if (differs) out.emplace_back(name);
+    };
+    diff(a.listen != b.listen, "listen");
+    diff(a.port != b.port, "port");
+    diff(a.threads != b.threads, "threads");
+    diff(a.daemon != b.daemon, "daemon");
+    diff(a.pid_file != b.pid_file, "pid-file");
+    diff(a.ready_file != b.ready_file, "ready-file");
+    diff(a.db != b.db, "db");
+    diff(a.db_sync != b.db_sync, "db-sync");
+    diff(a.state_dir != b.state_dir, "state-dir");
+    return out;
 }
 
 }  // namespace kmscope::replay

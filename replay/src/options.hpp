@@ -14,7 +14,9 @@ struct ServeOptions {
     std::vector<std::string> listen;  // empty: dual-stack [::]:1688
     std::uint16_t port = 1688;        // default port for listen addresses without one
     unsigned threads = 1;             // event-loop threads sharing the listening sockets
-    bool foreground = false;
+    bool daemon = false;              // detach (double fork, setsid); the default is to stay in the foreground
+    bool foreground = false;          // accepted for old unit files and scripts; the foreground is the default
+    std::string state_dir;            // the generated identity's folder; empty: default_state_dir()
     std::string pid_file;
     std::string ready_file;  // written with the bound addresses once listening (tests, scripts)
 
@@ -25,7 +27,7 @@ struct ServeOptions {
     std::uint32_t lcid = 1033;
     std::uint32_t activation_interval = 120;
     std::uint32_t renewal_interval = 10080;
-    std::string hwid = "3A1C049600B60076";
+    std::string hwid;                                // empty: the installation's generated HwId (state directory)
     std::map<std::string, std::string> epid;         // family -> ePID
     std::map<std::string, std::string> family_hwid;  // family -> HwId
     std::string from;                                // capture whose server identity to take
@@ -56,5 +58,8 @@ struct ServeOptions {
 std::string load_ini(const std::string& path, ServeOptions& opts);
 /// Checks values that CLI11 cannot (policy names, formats); returns error sentences.
 std::vector<std::string> validate(const ServeOptions& opts);
+/// The options a SIGHUP cannot apply (listen addresses, threads, database, ...): the names of those that
+/// differ between `a` and `b`.
+std::vector<std::string> restart_only_changes(const ServeOptions& a, const ServeOptions& b);
 
 }  // namespace kmscope::replay

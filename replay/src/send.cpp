@@ -257,11 +257,11 @@ double percentile(std::vector<double>& v, double p) {
 
 }  // namespace
 
-int run_send(const SendOptions& o, std::ostream& out) {
+int run_send(const SendOptions& o, std::ostream& out, std::ostream& err_out) {
     std::string err;
     auto target = resolve_target(o.to, 1688, err);
     if (!target) {
-        out << "kms-replay send: " << err << "\n";
+        err_out << "kms-replay send: " << err << "\n";
         return 2;
     }
     std::vector<Script> scripts;
@@ -270,19 +270,25 @@ int run_send(const SendOptions& o, std::ostream& out) {
         try {
             conns = capture::read_connections(path);
         } catch (const std::exception& e) {
-            out << "kms-replay send: " << e.what() << "\n";
+            err_out << "kms-replay send: " << path << ": " << e.what() << "\n";
             return 2;
         }
         for (std::size_t i = 0; i < conns.size(); ++i)
             scripts.push_back(make_script(path + " #" + std::to_string(i + 1), conns[i]));
     }
     if (scripts.empty()) {
-        out << "kms-replay send: no DCE/RPC connection in the captures\n";
+        err_out << "kms-replay send: no DCE/RPC connection in the captures\n";
         return 2;
     }
     const bool load = o.concurrency > 1 || o.repeat > 1 || o.duration > 0 || o.rate > 0;
     std::unique_ptr<std::ofstream> ack;
-    if (!o.ack_file.empty()) ack = std::make_unique<std::ofstream>(o.ack_file, std::ios::app);
+    if (!o.ack_file.empty()) {
+        ack = std::make_unique<std::ofstream>(o.ack_file, std::ios::app);
+        if (!*ack) {
+            err_out << "kms-replay send: " << o.ack_file << ": cannot open for appending\n";
+            return 2;
+        }
+    }
     std::mutex mu;
     std::atomic<std::uint64_t> next{0};
     std::atomic<std::uint64_t> ok_exchanges{0}, bad_exchanges{0}, conn_errors{0}, connections{0};

@@ -25,6 +25,6 @@ struct SendOptions {
 };
 
 /// Runs send; returns the exit code (0 when every exchange verified or was refused as recorded).
-int run_send(const SendOptions& opts, std::ostream& out);
+int run_send(const SendOptions& opts, std::ostream& out, std::ostream& err);
 
 }  // namespace kmscope::replay

@@ -1,10 +1,13 @@
 #include "serve.hpp"
 
+#include <fcntl.h>
 #include <glib-unix.h>
 #include <glib.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,10 +18,13 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <thread>
 
 #include "activation_log.hpp"
 #include "cmid_store.hpp"
+#include "identity.hpp"
 #include "kmscope/counting.hpp"
 #include "kmscope/server.hpp"
 #include "recorded.hpp"
@@ -68,10 +74,14 @@ struct Worker {
 
 class Server {
 public:
-    explicit Server(const ServeOptions& o) : opts(o) {}
+    Server(const ServeOptions& o, ReloadOptions r) : opts(o), reload_options(std::move(r)) {}
     int run();
 
     ServeOptions opts;
+    ReloadOptions reload_options;
+    // Workers hold it shared while they touch connections (and so ctx, allow, opts); a reload holds it
+    // exclusively while it swaps the configuration in.
+    std::shared_mutex mu;
     server::ServerContext ctx;
     std::unique_ptr<SqliteCmidStore> db;
     std::unique_ptr<ActivationLog> log;
@@ -85,24 +95,36 @@ public:
 
     bool setup();
     bool open_listeners();
+    /// Validates `o` and builds what it configures into `c` (identity, policy, counts) and `nets`;
+    /// false with the reasons in `errors`; `notes` are warnings and identity events.
+    bool configure(const ServeOptions& o, server::ServerContext& c, std::vector<Cidr>& nets,
+                   std::vector<std::string>& errors, std::vector<std::string>& notes);
+    void reload();
+    void notify(const std::string& state);
+    std::string status_line() const;
     void record(const std::string& client, const server::ActivationRecord& rec);
 };
 
 // One GLib source per worker watches its epoll descriptor. Adding and removing a GLib poll record per
 // connection would wake the main context up (an eventfd write) several times per connection.
 gboolean epoll_cb(gint, GIOCondition, gpointer data) {
-    static_cast<Worker*>(data)->poll_connections();
+    auto* w = static_cast<Worker*>(data);
+    std::shared_lock lock(w->srv->mu);
+    w->poll_connections();
     return G_SOURCE_CONTINUE;
 }
 
 gboolean listen_cb(gint fd, GIOCondition, gpointer data) {
     auto* w = static_cast<Worker*>(data);
+    std::shared_lock lock(w->srv->mu);
     w->on_accept(fd);
     return G_SOURCE_CONTINUE;
 }
 
 gboolean sweep_cb(gpointer data) {
-    static_cast<Worker*>(data)->sweep();
+    auto* w = static_cast<Worker*>(data);
+    std::shared_lock lock(w->srv->mu);
+    w->sweep();
     return G_SOURCE_CONTINUE;
 }
 
@@ -110,9 +132,55 @@ Server* g_server = nullptr;
 
 gboolean signal_cb(gpointer) {
     if (g_server && !g_server->stopping.exchange(true)) {
+        g_server->notify("STOPPING=1\nSTATUS=Stopping on signal");
         for (auto& w : g_server->workers) g_main_loop_quit(w->loop);
     }
     return G_SOURCE_CONTINUE;
+}
+
+gboolean hangup_cb(gpointer) {
+    if (g_server && !g_server->stopping.load()) g_server->reload();
+    return G_SOURCE_CONTINUE;
+}
+
+/// Detaches from the terminal: fork, setsid, fork again (the daemon can never reacquire a controlling
+/// terminal), standard streams to /dev/null. The original process waits until the daemon reports its
+/// start-up result on a pipe and exits with it, so that scripts see failures and find the pid file
+/// written. Returns the pipe's write end in the daemon, or -1 (with errno) in the original process.
+int daemonize() {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid > 0) {
+        ::close(p[1]);
+        unsigned char code = 2;
+        ssize_t n;
+        do n = ::read(p[0], &code, 1);
+        while (n < 0 && errno == EINTR);
+        waitpid(pid, nullptr, 0);
+        _exit(n == 1 ? code : 2);
+    }
+    ::close(p[0]);
+    if (setsid() < 0) _exit(2);
+    pid = fork();
+    if (pid < 0) _exit(2);
+    if (pid > 0) _exit(0);
+    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        for (int fd : {0, 1, 2}) dup2(null, fd);
+        if (null > 2) ::close(null);
+    }
+    return p[1];
+}
+
+void report_start(int& fd, unsigned char code) {
+    if (fd < 0) return;
+    ssize_t n;
+    do n = ::write(fd, &code, 1);
+    while (n < 0 && errno == EINTR);
+    ::close(fd);
+    fd = -1;
 }
 
 void Worker::on_accept(int lfd) {
@@ -335,117 +403,153 @@ void Server::record(const std::string& client, const server::ActivationRecord& r
 }
 
 bool Server::open_listeners() {
-    std::vector<std::string> addrs = opts.listen;
-    if (addrs.empty()) addrs.push_back("[::]");
-    std::ofstream ready;
-    for (const auto& text : addrs) {
+    std::vector<std::string> texts = opts.listen;
+    if (texts.empty()) texts.push_back("[::]");
+    for (const auto& text : texts) {
         std::string err;
-        auto a = parse_listen(text, opts.port, err);
-        if (!a) {
+        auto addrs = resolve_listen(text, opts.port, err);
+        if (addrs.empty()) {
             std::cerr << "kms-replay: --listen " << err << "\n";
             return false;
         }
-        int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            std::cerr << "kms-replay: socket: " << std::strerror(errno) << "\n";
-            return false;
+        for (const auto& a : addrs) {
+            int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd < 0) {
+                std::cerr << "kms-replay: socket: " << std::strerror(errno) << "\n";
+                return false;
+            }
+            int one = 1, zero = 0;
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            if (a.ss.ss_family == AF_INET6) {
+                // "[::]" is dual stack; a specific IPv6 address is IPv6 only.
+                const auto& in6 = reinterpret_cast<const sockaddr_in6*>(&a.ss)->sin6_addr;
+                int v6only = IN6_IS_ADDR_UNSPECIFIED(&in6) ? zero : one;
+                setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+            }
+            if (bind(fd, reinterpret_cast<const sockaddr*>(&a.ss), a.len) != 0 || listen(fd, 4096) != 0) {
+                std::cerr << "kms-replay: cannot listen on " << a.to_string() << " (" << text
+                          << "): " << std::strerror(errno) << "\n";
+                ::close(fd);
+                return false;
+            }
+            SockAddr bound;
+            bound.len = sizeof bound.ss;
+            getsockname(fd, reinterpret_cast<sockaddr*>(&bound.ss), &bound.len);
+            std::cerr << "kms-replay: listening on " << bound.to_string() << "\n";
+            listeners.push_back(fd);
         }
-        int one = 1, zero = 0;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (a->ss.ss_family == AF_INET6) {
-            // "[::]" is dual stack; a specific IPv6 address is IPv6 only.
-            const auto& in6 = reinterpret_cast<const sockaddr_in6*>(&a->ss)->sin6_addr;
-            int v6only = IN6_IS_ADDR_UNSPECIFIED(&in6) ? zero : one;
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
-        }
-        if (bind(fd, reinterpret_cast<const sockaddr*>(&a->ss), a->len) != 0 || listen(fd, 4096) != 0) {
-            std::cerr << "kms-replay: cannot listen on " << a->to_string() << ": " << std::strerror(errno) << "\n";
-            ::close(fd);
-            return false;
-        }
-        SockAddr bound;
-        bound.len = sizeof bound.ss;
-        getsockname(fd, reinterpret_cast<sockaddr*>(&bound.ss), &bound.len);
-        std::cerr << "kms-replay: listening on " << bound.to_string() << "\n";
-        listeners.push_back(fd);
     }
     return true;
 }
 
-bool Server::setup() {
-    auto problems = validate(opts);
-    if (!problems.empty()) {
-        for (const auto& p : problems) std::cerr << "kms-replay: " << p << "\n";
+bool Server::configure(const ServeOptions& o, server::ServerContext& cx, std::vector<Cidr>& nets,
+                       std::vector<std::string>& errors, std::vector<std::string>& notes) {
+    errors = validate(o);
+    if (!errors.empty()) return false;
+    if (o.count_policy == "genuine" && !db) {
+        errors.push_back("count-policy genuine needs the database, which is opened at start: restart");
         return false;
     }
-    idle_ns = static_cast<std::int64_t>(opts.idle_timeout * 1e9);
-    for (const auto& a : opts.allow) allow.push_back(*Cidr::parse(a));
-    auto& c = ctx.config;
-    c.ndr64 = opts.ndr64;
-    c.btfn = opts.btfn;
-    c.host_build = opts.host_build;
-    c.lcid = opts.lcid;
-    c.activation_interval = opts.activation_interval;
-    c.renewal_interval = opts.renewal_interval;
-    c.hwid = *HwId::parse(opts.hwid);
-    c.max_n_policy = opts.max_n_policy;
-    if (opts.max_time_skew > 0) c.max_time_skew_seconds = opts.max_time_skew;
-    c.strict_opnum = opts.strict_opnum;
-    c.max_requests_per_connection = opts.max_requests_per_connection;
-    c.limits.max_pdu_size = opts.max_pdu_size;
-    for (const auto& [fam, e] : opts.epid) {
-        server::FamilyIdentity id{e, c.hwid};
-        if (auto h = opts.family_hwid.find(fam); h != opts.family_hwid.end()) id.hwid = *HwId::parse(h->second);
-        c.identities[fam] = id;
-    }
-    for (const auto& [fam, h] : opts.family_hwid)
-        if (!c.identities.count(fam)) c.identities[fam] = server::FamilyIdentity{"", *HwId::parse(h)};
+    nets.clear();
+    for (const auto& a : o.allow) nets.push_back(*Cidr::parse(a));
+    auto& c = cx.config;
+    c = server::ServerConfig{};
+    c.ndr64 = o.ndr64;
+    c.btfn = o.btfn;
+    c.host_build = o.host_build;
+    c.lcid = o.lcid;
+    c.activation_interval = o.activation_interval;
+    c.renewal_interval = o.renewal_interval;
+    c.max_n_policy = o.max_n_policy;
+    if (o.max_time_skew > 0) c.max_time_skew_seconds = o.max_time_skew;
+    c.strict_opnum = o.strict_opnum;
+    c.max_requests_per_connection = o.max_requests_per_connection;
+    c.limits.max_pdu_size = o.max_pdu_size;
+
+    // The identity: the installation's own (state directory), under what the options fix explicitly.
+    // --from replaces it with the recorded server's and leaves the state directory alone.
     SystemRandom rng;
-    // Families with only a HwId configured get a generated ePID, then their HwId.
-    std::map<std::string, HwId> hwid_only;
-    for (auto it = c.identities.begin(); it != c.identities.end();) {
-        if (it->second.epid.empty()) {
-            hwid_only[it->first] = it->second.hwid;
-            it = c.identities.erase(it);
-        } else {
-            ++it;
+    StoredIdentity base;
+    bool need_state = false;  // some part of the identity is not given explicitly
+    for (const auto& fam : csvlk_families()) {
+        std::string name(fam.name);
+        need_state = need_state || !o.epid.count(name) || (o.hwid.empty() && !o.family_hwid.count(name));
+    }
+    if (!o.from.empty()) {
+        base = generate_identity(o.host_build, o.lcid, clock.now(), rng);
+    } else if (need_state) {
+        std::string dir = o.state_dir.empty() ? default_state_dir() : o.state_dir, note, err;
+        auto stored = load_or_create_identity(dir, o.host_build, o.lcid, clock.now(), rng, note, err);
+        if (!stored) {
+            errors.push_back("identity: " + err + " (give --state-dir, or --hwid and --epid for every family)");
+            return false;
         }
+        if (!note.empty()) notes.push_back("identity: " + note);
+        base = std::move(*stored);
+    } else {
+        base = generate_identity(o.host_build, o.lcid, clock.now(), rng);  // every part overridden below
     }
-    ctx.identity = server::HostIdentity::create(c, clock.now(), rng);
-    for (const auto& [fam, h] : hwid_only) {
-        auto id = *ctx.identity.family(fam);
-        id.hwid = h;
-        ctx.identity.set(fam, id);
+    c.hwid = o.hwid.empty() ? base.hwid : *HwId::parse(o.hwid);
+    for (const auto& fam : csvlk_families()) {
+        std::string name(fam.name);
+        server::FamilyIdentity id{base.epids[name], c.hwid};
+        if (auto e = o.epid.find(name); e != o.epid.end()) id.epid = e->second;
+        if (auto h = o.family_hwid.find(name); h != o.family_hwid.end()) id.hwid = *HwId::parse(h->second);
+        c.identities[name] = id;
     }
-    if (!opts.from.empty()) {
+    cx.identity = server::HostIdentity::create(c, clock.now(), rng);  // every family configured: a copy
+
+    if (o.count_policy == "genuine")
+        cx.counts = std::make_shared<GenuineCountPolicy>(*db);
+    else
+        cx.counts = std::make_shared<server::FixedCountPolicy>(o.fixed_count);
+    if (!o.from.empty()) {
         try {
-            auto rec = learn_server(capture::read_connections(opts.from));
+            auto rec = learn_server(capture::read_connections(o.from));
             if (rec.responses == 0 && !rec.ndr64 && !rec.btfn) {
-                std::cerr << "kms-replay: --from " << opts.from << ": no answer of the server recorded\n";
+                errors.push_back("--from " + o.from + ": no answer of the server recorded");
                 return false;
             }
             if (rec.responses == 0)
-                std::cerr << "kms-replay: --from " << opts.from
-                          << ": no KMS response recorded; only the RPC choices (NDR64, BTFN) are taken\n";
-            for (const auto& note : apply_recorded(rec, ctx)) std::cerr << "kms-replay: --from: " << note << "\n";
-            if (opts.count_policy == "genuine")
-                std::cerr << "kms-replay: --from: count-policy genuine replaces the recorded counts\n";
+                notes.push_back("--from " + o.from +
+                                ": no KMS response recorded; only the RPC choices (NDR64, BTFN) are taken");
+            auto keep = cx.counts;
+            for (const auto& note : apply_recorded(rec, cx)) notes.push_back("--from: " + note);
+            if (o.count_policy == "genuine") {
+                cx.counts = keep;
+                notes.push_back("--from: count-policy genuine replaces the recorded counts");
+            }
         } catch (const std::exception& e) {
-            std::cerr << "kms-replay: --from: " << e.what() << "\n";
+            errors.push_back("--from: " + std::string(e.what()));
             return false;
         }
     }
-    for (const auto& p : c.validate()) std::cerr << "kms-replay: warning: " << p << "\n";
+    for (const auto& p : c.validate()) notes.push_back("warning: " + p);
+    return true;
+}
+
+bool Server::setup() {
+    if (auto problems = validate(opts); !problems.empty()) {
+        for (const auto& p : problems) std::cerr << "kms-replay: " << p << "\n";
+        return false;
+    }
     try {
         if (!opts.db.empty()) {
             db = std::make_unique<SqliteCmidStore>(opts.db, opts.db_sync == "full" ? SyncMode::Full : SyncMode::Normal);
             FileTime now = clock.now();
             db->expire(FileTime{now.ticks > kCmidLifetimeTicks ? now.ticks - kCmidLifetimeTicks : 0});
         }
-        if (opts.count_policy == "genuine")
-            ctx.counts = std::make_shared<GenuineCountPolicy>(*db);
-        else if (opts.from.empty())
-            ctx.counts = std::make_shared<server::FixedCountPolicy>(opts.fixed_count);
+    } catch (const std::exception& e) {
+        std::cerr << "kms-replay: " << e.what() << "\n";
+        return false;
+    }
+    std::vector<std::string> errors, notes;
+    bool ok = configure(opts, ctx, allow, errors, notes);
+    for (const auto& p : errors) std::cerr << "kms-replay: " << p << "\n";
+    for (const auto& n : notes) std::cerr << "kms-replay: " << n << "\n";
+    if (!ok) return false;
+    idle_ns = static_cast<std::int64_t>(opts.idle_timeout * 1e9);
+    try {
         log = std::make_unique<ActivationLog>(opts.log_file, opts.log_format == "json", opts.quiet);
     } catch (const std::exception& e) {
         std::cerr << "kms-replay: " << e.what() << "\n";
@@ -454,30 +558,105 @@ bool Server::setup() {
     return true;
 }
 
+void Server::notify(const std::string& state) {
+    // A no-op without NOTIFY_SOCKET (not started by systemd as Type=notify).
+    sd_notify(0, state.c_str());
+}
+
+std::string Server::status_line() const {
+    std::string s = "STATUS=Serving on ";
+    for (std::size_t i = 0; i < listeners.size(); ++i) {
+        SockAddr bound;
+        bound.len = sizeof bound.ss;
+        getsockname(listeners[i], reinterpret_cast<sockaddr*>(&bound.ss), &bound.len);
+        if (i) s += ", ";
+        s += bound.to_string();
+    }
+    const auto* win = ctx.identity.family("Windows");
+    s += "; HwId ";
+    s += ctx.config.hwid.to_string();
+    if (win) {
+        s += ", Windows ePID ";
+        s += win->epid;
+    }
+    return s;
+}
+
+void Server::reload() {
+    notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(mono_ns() / 1000) + "\nSTATUS=Reloading");
+    ServeOptions next = opts;
+    std::string err = reload_options ? reload_options(next) : "";
+    // The log first, whatever the configuration says: logrotate has renamed the file.
+    const ServeOptions& for_log = err.empty() ? next : opts;
+    if (auto e = log->reopen(for_log.log_file, for_log.log_format == "json", for_log.quiet); !e.empty())
+        log->event("-", "reload: " + e + "; still logging to the previous file");
+    if (!err.empty()) {
+        log->event("-", "reload: " + err + "; the previous configuration stays");
+        std::cerr << "kms-replay: reload: " << err << "\n";
+        notify("READY=1\n" + status_line());
+        return;
+    }
+    // Options a reload cannot apply keep their running values (and say so).
+    for (const auto& name : restart_only_changes(opts, next))
+        log->event("-", "reload: " + name + " changed; it takes effect at the next restart");
+    next.listen = opts.listen;
+    next.port = opts.port;
+    next.threads = opts.threads;
+    next.daemon = opts.daemon;
+    next.pid_file = opts.pid_file;
+    next.ready_file = opts.ready_file;
+    next.db = opts.db;
+    next.db_sync = opts.db_sync;
+    next.state_dir = opts.state_dir;
+    server::ServerContext fresh;
+    std::vector<Cidr> nets;
+    std::vector<std::string> errors, notes;
+    bool ok = configure(next, fresh, nets, errors, notes);
+    for (const auto& n : notes) log->event("-", "reload: " + n);
+    if (!ok) {
+        for (const auto& e : errors) log->event("-", "reload: " + e + "; the previous configuration stays");
+        notify("READY=1\n" + status_line());
+        return;
+    }
+    {
+        std::unique_lock lock(mu);
+        ctx.config = std::move(fresh.config);
+        ctx.identity = std::move(fresh.identity);
+        ctx.counts = std::move(fresh.counts);
+        allow = std::move(nets);
+        idle_ns = static_cast<std::int64_t>(next.idle_timeout * 1e9);
+        opts = std::move(next);
+    }
+    log->event("-", "reload: configuration applied (HwId " + ctx.config.hwid.to_string() + ")");
+    notify("READY=1\n" + status_line());
+}
+
 int Server::run() {
     if (!setup()) return 2;
     raise_nofile(static_cast<std::uint64_t>(opts.max_connections) + 256);
     if (!open_listeners()) return 2;
-    if (!opts.foreground) {
+    int started_fd = -1;  // the daemon's pipe to the waiting original process
+    if (opts.daemon) {
         if (opts.log_file.empty())
-            std::cerr << "kms-replay: running in the background without --log-file: the activation log is lost; "
-                         "use --foreground to keep it on standard output\n";
+            std::cerr << "kms-replay: running in the background without --log-file: the activation log is lost\n";
         // SQLite connections must not cross fork(): close the store (opened above to report errors while
         // the terminal is still attached) and open it again in the detached process.
+        if (opts.count_policy == "genuine") ctx.counts.reset();  // it refers to the store
         db.reset();
-        if (daemon(1, 0) != 0) {
-            std::cerr << "kms-replay: daemon: " << std::strerror(errno) << "\n";
+        started_fd = daemonize();
+        if (started_fd < 0) {
+            std::cerr << "kms-replay: cannot detach: " << std::strerror(errno) << "\n";
             return 2;
         }
-        if (!opts.db.empty()) {
-            try {
+        try {
+            if (!opts.db.empty())
                 db = std::make_unique<SqliteCmidStore>(opts.db,
                                                        opts.db_sync == "full" ? SyncMode::Full : SyncMode::Normal);
-                if (opts.count_policy == "genuine") ctx.counts = std::make_shared<GenuineCountPolicy>(*db);
-            } catch (const std::exception& e) {
-                log->event("-", std::string("cannot open the database after detaching: ") + e.what());
-                return 2;
-            }
+            if (opts.count_policy == "genuine") ctx.counts = std::make_shared<GenuineCountPolicy>(*db);
+        } catch (const std::exception& e) {
+            log->event("-", std::string("cannot open the database after detaching: ") + e.what());
+            report_start(started_fd, 2);
+            return 2;
         }
     }
     if (!opts.pid_file.empty()) std::ofstream(opts.pid_file) << getpid() << "\n";
@@ -496,6 +675,7 @@ int Server::run() {
         w->epfd = epoll_create1(EPOLL_CLOEXEC);
         if (w->epfd < 0) {
             std::cerr << "kms-replay: epoll_create1: " << std::strerror(errno) << "\n";
+            report_start(started_fd, 2);
             return 2;
         }
         GSource* ep = g_unix_fd_source_new(w->epfd, G_IO_IN);
@@ -510,9 +690,9 @@ int Server::run() {
         workers.push_back(std::move(w));
     }
     g_server = this;
-    for (int sig : {SIGINT, SIGTERM}) {
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
         GSource* s = g_unix_signal_source_new(sig);
-        g_source_set_callback(s, signal_cb, nullptr, nullptr);
+        g_source_set_callback(s, sig == SIGHUP ? hangup_cb : signal_cb, nullptr, nullptr);
         g_source_attach(s, workers[0]->ctx);
         workers[0]->sources.push_back(s);
     }
@@ -533,6 +713,9 @@ int Server::run() {
         Worker* w = workers[i].get();
         w->thread = std::thread([w] { g_main_loop_run(w->loop); });
     }
+    // Ready: listening, signal handlers in place. The daemon names itself: systemd knows only its parent.
+    notify((opts.daemon ? "MAINPID=" + std::to_string(getpid()) + "\n" : std::string()) + "READY=1\n" + status_line());
+    report_start(started_fd, 0);
     g_main_loop_run(workers[0]->loop);
     for (auto& w : workers) g_main_loop_quit(w->loop);
     for (auto& w : workers)
@@ -558,8 +741,8 @@ int Server::run() {
 
 }  // namespace
 
-int run_serve(const ServeOptions& opts) {
-    Server s(opts);
+int run_serve(const ServeOptions& opts, ReloadOptions reload) {
+    Server s(opts, std::move(reload));
     return s.run();
 }
 

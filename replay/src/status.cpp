@@ -11,14 +11,20 @@
 
 namespace kmscope::replay {
 
-int run_status(const std::string& path, bool json, bool list_cmids, std::ostream& out) {
+int run_status(const std::string& path, bool json, bool list_cmids, std::ostream& out, std::ostream& err) {
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) {
-        out << "kms-replay status: " << path << ": no such database\n";
+        err << "kms-replay status: " << path << ": no such database\n";
         return 2;
     }
     try {
-        SqliteCmidStore db(path);
+        // Read-only: status never creates or changes a database (an empty or foreign file stays as it is).
+        SqliteCmidStore db(path, SyncMode::Full, true);
+        if (auto missing = db.missing_tables(); !missing.empty()) {
+            err << "kms-replay status: " << path << ": not a kms-replay database (no table " << missing
+                << "); give the --db file of kms-replay serve\n";
+            return 2;
+        }
         const auto& products = ProductTable::builtin();
         auto now = SystemClock().now();
         auto counts = db.counts(now);
@@ -76,7 +82,7 @@ int run_status(const std::string& path, bool json, bool list_cmids, std::ostream
             for (const auto& [k, c] : db.cmids()) out << k << " " << c << "\n";
         }
     } catch (const std::exception& e) {
-        out << "kms-replay status: " << e.what() << "\n";
+        err << "kms-replay status: " << path << ": " << e.what() << "\n";
         return 2;
     }
     return 0;

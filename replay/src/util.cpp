@@ -63,7 +63,12 @@ std::string SockAddr::to_string() const {
             return std::string(buf) + ":" + std::to_string(ntohs(a->sin6_port));
         }
         inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
-        return "[" + std::string(buf) + "]:" + std::to_string(ntohs(a->sin6_port));
+        // Appended piecewise: `"[" + std::string` trips GCC 12's -Wrestrict false positive at -O3.
+        std::string s = "[";
+        s += buf;
+        s += "]:";
+        s += std::to_string(ntohs(a->sin6_port));
+        return s;
     }
     return "?";
 }
@@ -103,6 +108,44 @@ std::optional<SockAddr> parse_listen(const std::string& text, std::uint16_t defa
     }
     error = "'" + host + "' is not a numeric IPv4 or IPv6 address";
     return std::nullopt;
+}
+
+std::vector<SockAddr> resolve_listen(const std::string& text, std::uint16_t default_port, std::string& error) {
+    std::string numeric_error;
+    if (auto a = parse_listen(text, default_port, numeric_error)) return {*a};
+    std::string host, port;
+    if (!split_host_port(text, host, port)) {
+        error = numeric_error;
+        return {};
+    }
+    auto p = parse_port(port, default_port);
+    if (!p) {
+        error = "bad port in '" + text + "'";
+        return {};
+    }
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    addrinfo* res = nullptr;
+    int rc = getaddrinfo(host.c_str(), std::to_string(*p).c_str(), &hints, &res);
+    if (rc != 0 || !res) {
+        error = "'" + host + "': " + gai_strerror(rc);
+        return {};
+    }
+    std::vector<SockAddr> out;
+    for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) || ai->ai_addrlen > sizeof(sockaddr_storage))
+            continue;
+        SockAddr a;
+        std::memcpy(&a.ss, ai->ai_addr, ai->ai_addrlen);
+        a.len = static_cast<socklen_t>(ai->ai_addrlen);
+        bool seen = false;
+        for (const auto& b : out) seen = seen || (b.len == a.len && std::memcmp(&b.ss, &a.ss, a.len) == 0);
+        if (!seen) out.push_back(a);
+    }
+    freeaddrinfo(res);
+    if (out.empty()) error = "'" + host + "': no IPv4 or IPv6 address";
+    return out;
 }
 
 std::optional<SockAddr> resolve_target(const std::string& text, std::uint16_t default_port, std::string& error) {

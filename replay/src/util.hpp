@@ -24,6 +24,10 @@ struct SockAddr {
 /// Parses "ADDR:PORT", "[V6ADDR]:PORT", "ADDR" or ":PORT" / "PORT" (numeric addresses only; an empty address
 /// means dual-stack any). Returns nullopt with `error` set when malformed.
 std::optional<SockAddr> parse_listen(const std::string& text, std::uint16_t default_port, std::string& error);
+/// The addresses to listen on for "HOST:PORT": numeric forms as parse_listen(); a host name is resolved
+/// with getaddrinfo and every address it returns is listed (duplicates dropped), e.g. "localhost:1688"
+/// gives 127.0.0.1:1688 and [::1]:1688. Empty with `error` set when malformed or not resolvable.
+std::vector<SockAddr> resolve_listen(const std::string& text, std::uint16_t default_port, std::string& error);
 /// Resolves "HOST:PORT" / "[V6]:PORT" (names allowed) for connecting.
 std::optional<SockAddr> resolve_target(const std::string& text, std::uint16_t default_port, std::string& error);
 

@@ -54,20 +54,24 @@ def pdus(path):
 class Server:
     """kms-replay serve on 127.0.0.1:0 and [::1]:0 (or the given listen addresses)."""
 
-    def __init__(self, *args, listen=("127.0.0.1:0", "[::1]:0"), workdir=None):
+    def __init__(self, *args, listen=("127.0.0.1:0", "[::1]:0"), workdir=None, state_dir=None, env=None):
         self.own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="kms-replay-test-")
         self.ready = os.path.join(self.dir, "ready")
         self.logpath = os.path.join(self.dir, "activations.log")
         self.errpath = os.path.join(self.dir, "stderr.log")
+        # The generated identity lives in the test's folder, never in the machine's /var/lib/kms-replay.
+        self.state_dir = state_dir or os.path.join(self.dir, "state")
         if os.path.exists(self.ready):
             os.remove(self.ready)
-        cmd = [KMS_REPLAY, "serve", "--foreground", "--ready-file", self.ready, "--log-file", self.logpath]
+        # No --foreground: staying in the foreground is the default.
+        cmd = [KMS_REPLAY, "serve", "--ready-file", self.ready, "--log-file", self.logpath, "--state-dir",
+               self.state_dir]
         for l in listen:
             cmd += ["--listen", l]
         cmd += list(args)
         self.err = open(self.errpath, "a")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.err)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.err, env=env)
         deadline = time.time() + 20
         while not os.path.exists(self.ready):
             if self.proc.poll() is not None:

@@ -60,7 +60,8 @@ for name, text in bad.items():
     path = os.path.join(work, "bad.ini")
     with open(path, "w") as f:
         f.write(text)
-    p = subprocess.run([KMS_REPLAY, "serve", "--foreground", "--config", path, "--listen", "127.0.0.1:0"],
+    p = subprocess.run([KMS_REPLAY, "serve", "--foreground", "--config", path, "--listen", "127.0.0.1:0",
+                        "--state-dir", os.path.join(work, "state")],
                        capture_output=True, text=True, timeout=20)
     check(p.returncode == 2 and p.stderr.strip(), f"{name}: exit {p.returncode} {p.stderr}")
 subprocess.run(["rm", "-rf", work])

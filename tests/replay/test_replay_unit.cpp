@@ -11,8 +11,13 @@
 
 #include "activation_log.hpp"
 #include "cmid_store.hpp"
+#include "identity.hpp"
+#include "kmscope/conversation.hpp"
 #include "kmscope/counting.hpp"
+#include "kmscope/fingerprint.hpp"
+#include "kmscope/server.hpp"
 #include "options.hpp"
+#include "recorded.hpp"
 #include "util.hpp"
 
 namespace kmscope::replay {
@@ -171,6 +176,166 @@ TEST(ReplayLog, TextAndJsonLines) {
     text = ActivationLog::text_line("127.0.0.1:5", rec, products);
     EXPECT_NE(text.find("HRESULT 0x8007000D ERROR_INVALID_DATA: unsupported"), std::string::npos) << text;
     EXPECT_EQ(nlohmann::json::parse(ActivationLog::json_line("x", rec, products))["result"], "hresult");
+}
+
+TEST(ReplayAddress, ResolveListenNamesEveryAddress) {
+    std::string err;
+    // Numeric forms are unchanged.
+    auto num = resolve_listen("127.0.0.1:1688", 1, err);
+    ASSERT_EQ(num.size(), 1u);
+    EXPECT_EQ(num[0].to_string(), "127.0.0.1:1688");
+    EXPECT_EQ(resolve_listen("[::1]", 1688, err).at(0).to_string(), "[::1]:1688");
+    // A name gives every address getaddrinfo returns, each on the port, all loopback for localhost.
+    auto names = resolve_listen("localhost:31688", 1, err);
+    ASSERT_FALSE(names.empty()) << err;
+    for (const auto& a : names) {
+        EXPECT_EQ(a.port(), 31688);
+        EXPECT_TRUE(a.to_string() == "127.0.0.1:31688" || a.to_string() == "[::1]:31688") << a.to_string();
+    }
+    for (std::size_t i = 1; i < names.size(); ++i) EXPECT_NE(names[i].to_string(), names[0].to_string());
+    err.clear();
+    EXPECT_TRUE(resolve_listen("no-such-host.invalid:1688", 1, err).empty());
+    EXPECT_NE(err.find("no-such-host.invalid"), std::string::npos);
+    EXPECT_TRUE(resolve_listen("localhost:99999", 1, err).empty());
+}
+
+// ---- The generated identity -------------------------------------------------------------------
+
+/// Runs a capture's client PDUs through a ServerConnection with `identity` and fingerprints the answers
+/// as kms-analyze does (every connection of the capture, one fingerprint).
+ServerImpl fingerprint_with(const StoredIdentity& identity, const std::string& capture_name) {
+    server::ServerContext ctx;
+    ctx.config.hwid = identity.hwid;
+    for (const auto& [fam, epid] : identity.epids)
+        ctx.config.identities[fam] = server::FamilyIdentity{epid, identity.hwid};
+    SeededRandom rng(7);
+    ctx.identity = server::HostIdentity::create(ctx.config, FileTime::from_unix(1790000000), rng);
+    ServerFingerprint fp;
+    auto conns = capture::read_connections(std::string(KMSCOPE_CAPTURES_DIR) + "/" + capture_name);
+    EXPECT_FALSE(conns.empty());
+    for (const auto& conn : conns) {
+        server::ServerConnection sc(ctx, rng.u32() | 1, 1688);
+        Conversation conv;
+        FixedClock clock(conn.pdus.front().time);
+        for (const auto& p : conn.pdus) {
+            if (p.direction != Direction::ToServer) continue;
+            clock.set(p.time);
+            conv.feed(Direction::ToServer, p.time, p.bytes);
+            conv.feed(Direction::ToClient, p.time, sc.on_bytes(p.bytes, clock, rng).bytes);
+        }
+        conv.finish(clock.now());
+        int responses = 0;
+        for (const auto& e : conv.take_events()) {
+            fp.observe(e);
+            if (const auto* x = std::get_if<Exchange>(&e); x && x->response) ++responses;
+        }
+        EXPECT_GT(responses, 0) << capture_name;
+    }
+    return fp.verdict();
+}
+
+TEST(ReplayIdentity, GeneratedIdentityIsNotAnEmulator) {
+    for (std::uint64_t seed : {1u, 2u, 3u}) {
+        SeededRandom rng(seed);
+        auto id = generate_identity(17763, 1033, FileTime::from_unix(1790000000), rng);
+        EXPECT_NE(id.hwid, kVlmcsdDefaultHwId);
+        EXPECT_EQ(id.epids.size(), csvlk_families().size());
+        for (const auto& [fam, epid] : id.epids) {
+            auto parts = parse_epid(epid);
+            ASSERT_TRUE(parts) << epid;
+            EXPECT_EQ(parts->build, 17763u);
+            EXPECT_EQ(parts->group, csvlk_family(fam)->group) << fam;
+            EXPECT_TRUE(epid_anomalies(*parts).empty()) << epid;
+        }
+        for (const char* cap :
+             {"vlmcs-vlmcsd-v6-win10pro-ndr64-3req.pcapng", "vlmcs-vlmcsd-v6-office2016-T-3conn.pcapng",
+              "vlmcs-vlmcsd-v5-win8pro-ndr64-2req.pcapng"}) {
+            auto verdict = fingerprint_with(id, cap);
+            EXPECT_NE(verdict, ServerImpl::Vlmcsd) << cap;
+            EXPECT_NE(verdict, ServerImpl::PyKms) << cap;
+            EXPECT_EQ(verdict, ServerImpl::GenuineLike) << cap;
+        }
+    }
+    // The control: the same server with vlmcsd's HwId is fingerprinted as vlmcsd (the old default).
+    SeededRandom rng(1);
+    auto id = generate_identity(17763, 1033, FileTime::from_unix(1790000000), rng);
+    id.hwid = kVlmcsdDefaultHwId;
+    EXPECT_EQ(fingerprint_with(id, "vlmcs-vlmcsd-v6-win10pro-ndr64-3req.pcapng"), ServerImpl::Vlmcsd);
+}
+
+TEST(ReplayIdentity, StoredOnceAndReused) {
+    auto a = temp_path("state-a"), b = temp_path("state-b");
+    std::filesystem::remove_all(a);
+    std::filesystem::remove_all(b);
+    const FileTime now = FileTime::from_unix(1790000000);
+    SystemRandom rng;
+    std::string note, err;
+    auto first = load_or_create_identity(a, 17763, 1033, now, rng, note, err);
+    ASSERT_TRUE(first) << err;
+    EXPECT_NE(note.find("generated a new host identity"), std::string::npos);
+    std::ifstream f(identity_path(a));
+    std::string bytes((std::istreambuf_iterator<char>(f)), {});
+    auto again = load_or_create_identity(a, 17763, 1033, now, rng, note, err);
+    ASSERT_TRUE(again) << err;
+    EXPECT_TRUE(note.empty());
+    EXPECT_EQ(again->hwid, first->hwid);
+    EXPECT_EQ(again->epids, first->epids);
+    std::ifstream f2(identity_path(a));
+    EXPECT_EQ(std::string((std::istreambuf_iterator<char>(f2)), {}), bytes);  // not rewritten
+    // Only the identity file: the temporary file was renamed over it.
+    std::size_t files = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(a)) ++files;
+    EXPECT_EQ(files, 1u);
+    // Another installation, another identity.
+    auto other = load_or_create_identity(b, 17763, 1033, now, rng, note, err);
+    ASSERT_TRUE(other) << err;
+    EXPECT_NE(other->hwid, first->hwid);
+    EXPECT_NE(other->epids.at("Windows"), first->epids.at("Windows"));
+    // Another host build: new ePIDs with that build, same HwId, stored.
+    auto rebuilt = load_or_create_identity(a, 9600, 1031, now, rng, note, err);
+    ASSERT_TRUE(rebuilt) << err;
+    EXPECT_NE(note.find("generated again for host build 9600"), std::string::npos) << note;
+    EXPECT_EQ(rebuilt->hwid, first->hwid);
+    EXPECT_EQ(parse_epid(rebuilt->epids.at("Windows"))->build, 9600u);
+    EXPECT_EQ(parse_epid(rebuilt->epids.at("Windows"))->lcid, 1031u);
+    auto reread = read_identity(identity_path(a), err);
+    ASSERT_TRUE(reread) << err;
+    EXPECT_EQ(reread->epids, rebuilt->epids);
+    EXPECT_EQ(reread->host_build, 9600u);
+    // A damaged file is an error and is left for the operator.
+    { std::ofstream(identity_path(b)) << "[identity]\nhwid=xyz\n"; }
+    EXPECT_FALSE(load_or_create_identity(b, 17763, 1033, now, rng, note, err));
+    EXPECT_NE(err.find("malformed"), std::string::npos) << err;
+    std::ifstream f3(identity_path(b));
+    EXPECT_EQ(std::string((std::istreambuf_iterator<char>(f3)), {}), "[identity]\nhwid=xyz\n");
+}
+
+TEST(ReplayIdentity, DefaultStateDir) {
+    const char* saved = std::getenv("STATE_DIRECTORY");
+    std::string keep = saved ? saved : "";
+    setenv("STATE_DIRECTORY", "/run/x/kms-replay:/run/x/other", 1);
+    EXPECT_EQ(default_state_dir(), "/run/x/kms-replay");  // systemd's, first entry
+    unsetenv("STATE_DIRECTORY");
+    if (geteuid() == 0) {
+        EXPECT_EQ(default_state_dir(), "/var/lib/kms-replay");
+    } else {
+        setenv("XDG_STATE_HOME", "/tmp/xdg", 1);
+        EXPECT_EQ(default_state_dir(), "/tmp/xdg/kms-replay");
+    }
+    if (saved) setenv("STATE_DIRECTORY", keep.c_str(), 1);
+}
+
+TEST(ReplayOptions, EmptyHwIdMeansGenerated) {
+    ServeOptions o;
+    EXPECT_TRUE(o.hwid.empty());
+    EXPECT_TRUE(validate(o).empty());
+    o.hwid = "123";
+    EXPECT_FALSE(validate(o).empty());
+    ServeOptions a, b;
+    b.threads = 4;
+    b.fixed_count = 9;
+    b.listen = {"127.0.0.1:1"};
+    EXPECT_EQ(restart_only_changes(a, b), (std::vector<std::string>{"listen", "threads"}));
 }
 
 }  // namespace
