@@ -17,7 +17,7 @@ with Server("--config", example) as srv:
     rc, out = run("send", V6, "--to", srv.v4)
     check(rc == 0, "example INI serves:\n" + out)
 keys = [l.split("=")[0] for l in open(example) if "=" in l and not l.startswith("#")]
-for opt in ["listen", "port", "threads", "foreground", "pid-file", "ready-file", "ndr64", "btfn", "host-build", "lcid",
+for opt in ["listen", "port", "threads", "foreground", "daemon", "state-dir", "pid-file", "ready-file", "ndr64", "btfn", "host-build", "lcid",
             "activation-interval", "renewal-interval", "hwid", "from", "max-n-policy", "max-time-skew",
             "strict-opnum", "count-policy", "fixed-count", "db", "db-sync", "idle-timeout", "max-connections",
             "max-pdu-size", "max-requests-per-connection", "allow", "log-format", "log-file", "quiet"]:
