@@ -82,7 +82,7 @@ CASES = {
     "bad kms version 3.0": (BIND + mutate(REQ, 34, b"\x03\x00"), False, ["ack", "hresult:8007000d"], False),
     "kms minor version 1": (BIND + mutate(REQ, 32, b"\x01\x00"), False, ["ack", "hresult:8007000d"], False),
     "short kms message": (BIND + request_with_stub(stub32(MSG[:100])), False, ["ack", "hresult:8007000d"], False),
-    # Trailing bytes after a complete message are tolerated (as vlmcsd does, facts sheet 11.1: only short is refused).
+    # Trailing bytes after a complete message are tolerated (as vlmcsd does, docs/protocol.md §11.1: only short is refused).
     "long kms message": (BIND + request_with_stub(stub32(MSG + bytes(64))), False, ["ack", "response"], False),
     "empty stub": (BIND + request_with_stub(b""), False, ["ack", "hresult:8007000d"], False),
     "stub sizes disagree": (BIND + request_with_stub(stub32(MSG, conf=200)), False, ["ack", "hresult:8007000d"], False),
