@@ -39,15 +39,25 @@ std::string default_state_dir() {
     std::string sd = env_or_empty("STATE_DIRECTORY");
     if (!sd.empty()) return sd.substr(0, sd.find(':'));
     if (geteuid() == 0) return "/var/lib/kms-replay";
-    std::string xdg = env_or_empty("XDG_STATE_HOME");
-    if (!xdg.empty() && xdg[0] == '/') return xdg + "/kms-replay";
-    std::string home = env_or_empty("HOME");
-    if (home.empty()) home = ".";
-    return home + "/.local/state/kms-replay";
+    // XDG base directories: $XDG_STATE_HOME when absolute, else ~/.local/state. Built with append: GCC 12
+    // at -O3 reports a false -Wrestrict through `std::string + "literal"` and literal assignment.
+    const std::string xdg = env_or_empty("XDG_STATE_HOME");
+    const std::string home = env_or_empty("HOME");
+    std::string dir;
+    if (!xdg.empty() && xdg[0] == '/') {
+        dir.append(xdg);
+    } else {
+        dir.append(home.empty() ? std::string_view(".") : std::string_view(home));
+        dir.append("/.local/state");
+    }
+    dir.append("/kms-replay");
+    return dir;
 }
 
 std::string identity_path(const std::string& state_dir) {
-    return state_dir + "/identity";
+    std::string path = state_dir;
+    path += "/identity";
+    return path;
 }
 
 StoredIdentity generate_identity(std::uint32_t host_build, std::uint32_t lcid, FileTime now, RandomSource& rng) {
@@ -125,7 +135,9 @@ bool write_identity(const std::string& path, const StoredIdentity& id, std::stri
         text += epid;
         text += '\n';
     }
-    const std::string tmp = path + ".tmp." + std::to_string(getpid());
+    std::string tmp = path;
+    tmp += ".tmp.";
+    tmp += std::to_string(getpid());
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         error = tmp + ": " + std::strerror(errno);
