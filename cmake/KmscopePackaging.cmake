@@ -51,6 +51,36 @@ if(KMSCOPE_BUILD_DISSECTOR)
           COMPONENT wireshark-plugin EXCLUDE_FROM_ALL)
 endif()
 
+# Changelogs. The packages are non-native (version ${PROJECT_VERSION}-${KMSCOPE_DEB_RELEASE}): each has the upstream
+# CHANGELOG.md as changelog.gz and a one-entry Debian changelog, changelog.Debian.gz (gzip -9n), dated
+# by the last commit so that rebuilding gives the same package.
+set(KMSCOPE_DEB_RELEASE 1 CACHE STRING "Debian revision of the packages (VERSION-REVISION)")
+set(_when "${KMSCOPE_MAN_ENV}")
+string(REGEX REPLACE "^SOURCE_DATE_EPOCH=" "" _when "${_when}")
+if(NOT _when)
+  string(TIMESTAMP _when "%s" UTC)
+endif()
+execute_process(COMMAND date -u -R -d @${_when} OUTPUT_VARIABLE _date OUTPUT_STRIP_TRAILING_WHITESPACE)
+file(WRITE ${_deb}/changelog.Debian "kmscope (${PROJECT_VERSION}-${KMSCOPE_DEB_RELEASE}) unstable; urgency=medium
+
+  * Packages kmscope ${PROJECT_VERSION} built with CPack (cmake/KmscopePackaging.cmake);
+    the changes are in changelog.gz.
+
+ -- ${KMSCOPE_DEB_MAINTAINER}  ${_date}
+")
+set(_changelogs ${_deb}/changelog.Debian.gz)
+execute_process(COMMAND gzip -9 -n -f ${_deb}/changelog.Debian)
+if(EXISTS ${PROJECT_SOURCE_DIR}/CHANGELOG.md)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/CHANGELOG.md)
+  execute_process(COMMAND gzip -9 -n -c ${PROJECT_SOURCE_DIR}/CHANGELOG.md OUTPUT_FILE ${_deb}/changelog.gz)
+  list(APPEND _changelogs ${_deb}/changelog.gz)
+endif()
+install(FILES ${_changelogs} DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kmscope COMPONENT tools EXCLUDE_FROM_ALL)
+if(KMSCOPE_BUILD_DISSECTOR)
+  install(FILES ${_changelogs} DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kmscope-wireshark-plugin
+          COMPONENT wireshark-plugin EXCLUDE_FROM_ALL)
+endif()
+
 # Maintainer scripts of kmscope. The unit is never enabled or started by the package: a KMS host
 # appearing on a network is exactly what security teams hunt for. An administrator who enabled it gets
 # it restarted on upgrade (try-restart: only if running) and stopped on removal.
@@ -62,7 +92,7 @@ set -e
 if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
     systemctl --system daemon-reload >/dev/null || true
     if [ -n "$2" ]; then
-        systemctl try-restart kms-replay.service >/dev/null || true
+        deb-systemd-invoke try-restart kms-replay.service >/dev/null || true
     fi
 fi
 exit 0
@@ -70,7 +100,7 @@ exit 0
 file(WRITE ${_deb}/tools/prerm [=[#!/bin/sh
 set -e
 if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
-    systemctl stop kms-replay.service >/dev/null 2>&1 || true
+    deb-systemd-invoke stop kms-replay.service >/dev/null 2>&1 || true
 fi
 exit 0
 ]=])
@@ -113,6 +143,7 @@ if(KMSCOPE_BUILD_DISSECTOR)
   list(APPEND CPACK_COMPONENTS_ALL wireshark-plugin)
 endif()
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_RELEASE ${KMSCOPE_DEB_RELEASE})
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${KMSCOPE_DEB_MAINTAINER}")
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
@@ -125,35 +156,46 @@ set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME kmscope)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SUGGESTS kmscope-wireshark-plugin)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_CONTROL_EXTRA
     "${_deb}/tools/conffiles;${_deb}/tools/postinst;${_deb}/tools/prerm;${_deb}/tools/postrm")
+# Descriptions: first line the summary; lines of at most 79 characters (Debian policy 3.4.1).
 set(CPACK_DEBIAN_TOOLS_DESCRIPTION "Microsoft KMS activation protocol analyzer and test server
-kmscope decodes, decrypts and verifies Microsoft Key Management Service (KMS) activations, protocol
-versions 4, 5 and 6 (DCE/RPC over TCP, port 1688), as a Windows or Office client would.
+kmscope decodes, decrypts and verifies Microsoft Key Management Service (KMS)
+activations, protocol versions 4, 5 and 6 (DCE/RPC over TCP, port 1688), as a
+Windows or Office client would.
 .
-kms-analyze finds every KMS activation in pcap and pcapng files and prints one record per exchange
-(table, JSON lines or CSV) with its verdict: which check failed, which HRESULT the server returned,
-which connections were never answered, and which server implementation (vlmcsd, py-kms) answered.
+kms-analyze finds every KMS activation in pcap and pcapng files and prints one
+record per exchange (table, JSON lines or CSV) with its verdict: which check
+failed, which HRESULT the server returned, which connections were never
+answered, and which server implementation (vlmcsd, py-kms) answered.
 .
-kms-replay serves as a KMS host for testing clients, checks recorded captures against its server
-path offline, and replays recorded activations against a live server (also as a load generator).
-Its systemd unit is installed disabled and is not started.")
+kms-replay serves as a KMS host for testing clients, checks recorded captures
+against its server path offline, and replays recorded activations against a
+live server, also as a load generator. Its systemd unit is installed disabled
+and is not started.")
 
 set(CPACK_DEBIAN_WIRESHARK-PLUGIN_PACKAGE_NAME kmscope-wireshark-plugin)
 set(CPACK_DEBIAN_WIRESHARK-PLUGIN_PACKAGE_ENHANCES "wireshark, tshark")
 set(CPACK_DEBIAN_WIRESHARK-PLUGIN_PACKAGE_SUGGESTS kmscope)
 set(CPACK_DEBIAN_WIRESHARK-PLUGIN_DESCRIPTION "Microsoft KMS activation protocol dissector for Wireshark
-This Wireshark and tshark plugin (kms.so, from kmscope) decodes, decrypts and verifies Microsoft Key
-Management Service (KMS) activations, protocol versions 4, 5 and 6, carried in DCE/RPC over TCP.
+This Wireshark and tshark plugin (kms.so, from kmscope) decodes, decrypts and
+verifies Microsoft Key Management Service (KMS) activations, protocol
+versions 4, 5 and 6, carried in DCE/RPC over TCP.
 .
-It shows every request and response field, decrypts v5 and v6 messages, verifies each exchange
-(kms.valid, kms.failed_check), fingerprints the server (vlmcsd, py-kms), raises expert infos, and adds
-the kms,tree and kms,clients statistics. It is built for one Wireshark release (${Wireshark_MAJOR_VERSION}.${Wireshark_MINOR_VERSION}) and installed in its
-system plugin folder.")
+It shows every request and response field, decrypts v5 and v6 messages,
+verifies each exchange (kms.valid, kms.failed_check), fingerprints the
+server (vlmcsd, py-kms), raises expert infos, and adds two statistics
+(exchanges and clients). It is built for Wireshark ${Wireshark_MAJOR_VERSION}.${Wireshark_MINOR_VERSION} and installed in
+its system plugin folder; see kmscope-wireshark(7).")
 
 # At cpack time: refuse a build whose install paths were fixed for another prefix.
+# Each package's Description starts with its own summary line (CPACK_DEBIAN_<COMPONENT>_DESCRIPTION);
+# CPackDeb would put the project's summary in front of it.
 file(WRITE ${_deb}/CPackProjectConfig.cmake "
-if(CPACK_GENERATOR STREQUAL \"DEB\" AND NOT \"${CMAKE_INSTALL_PREFIX}\" STREQUAL \"/usr\")
-  message(FATAL_ERROR \"kmscope: Debian packages need a build configured with -DCMAKE_INSTALL_PREFIX=/usr \"
-                      \"(this one has ${CMAKE_INSTALL_PREFIX}: the unit's ExecStart and /etc would be wrong)\")
+if(CPACK_GENERATOR STREQUAL \"DEB\")
+  if(NOT \"${CMAKE_INSTALL_PREFIX}\" STREQUAL \"/usr\")
+    message(FATAL_ERROR \"kmscope: Debian packages need a build configured with -DCMAKE_INSTALL_PREFIX=/usr \"
+                        \"(this one has ${CMAKE_INSTALL_PREFIX}: the unit's ExecStart and /etc would be wrong)\")
+  endif()
+  unset(CPACK_PACKAGE_DESCRIPTION_SUMMARY)
 endif()
 ")
 set(CPACK_PROJECT_CONFIG_FILE ${_deb}/CPackProjectConfig.cmake)
