@@ -1,5 +1,5 @@
 # Entry points for newcomers and CI. Every target installs what is missing first.
-.PHONY: all deps build demo test test-release test-asan fuzz bench format clean
+.PHONY: all deps build demo test test-release test-asan package test-packages fuzz bench format clean
 
 JOBS ?= $(shell nproc)
 
@@ -34,6 +34,19 @@ test-asan:
 	cmake --preset asan
 	cmake --build --preset asan -j $(JOBS)
 	ctest --preset asan
+
+# Debian packages (kmscope, kmscope-wireshark-plugin) from the release tree, into build/packages/.
+# Packages need the prefix /usr at configure time (unit ExecStart, /etc); cpack refuses others.
+package: deps
+	cmake --preset release -DCMAKE_INSTALL_PREFIX=/usr
+	cmake --build --preset release -j $(JOBS)
+	rm -f build/packages/*.deb
+	cpack --config build/release/CPackConfig.cmake -B build/packages
+	@ls -l build/packages/*.deb
+
+# Those packages installed with apt-get into a fresh Debian 12 chroot, and checked there (root).
+test-packages: package
+	tests/packaging/test-deb-install build/packages
 
 # libFuzzer targets (clang); FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
