@@ -36,8 +36,19 @@ endif()
 # The service: the unit with ExecStart at the installed binary, and the example INI both as the
 # configuration (/etc/kms-replay/ for prefix /usr; a conffile in the Debian package) and as an example.
 # The package does not enable or start the unit (see cmake/KmscopePackaging.cmake).
+# The build tree's copy has the configured bindir; the installed one is configured again at install time,
+# so that `cmake --install --prefix DIR` gives ExecStart=DIR/bin/kms-replay (with DESTDIR, the prefix).
 configure_file(${PROJECT_SOURCE_DIR}/replay/kms-replay.service.in ${PROJECT_BINARY_DIR}/kms-replay.service @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/kms-replay.service DESTINATION ${KMSCOPE_SYSTEMD_UNITDIR} COMPONENT tools)
+set(_unit_out ${PROJECT_BINARY_DIR}/install-time/kms-replay.service)
+if(IS_ABSOLUTE "${CMAKE_INSTALL_BINDIR}")
+  set(_unit_bindir "${CMAKE_INSTALL_BINDIR}")
+else()
+  set(_unit_bindir "\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}")
+endif()
+install(CODE "set(KMSCOPE_FULL_BINDIR \"${_unit_bindir}\")
+  configure_file(\"${PROJECT_SOURCE_DIR}/replay/kms-replay.service.in\" \"${_unit_out}\" @ONLY)"
+  COMPONENT tools)
+install(FILES ${_unit_out} DESTINATION ${KMSCOPE_SYSTEMD_UNITDIR} COMPONENT tools)
 # GNUInstallDirs maps prefix /usr to /etc (and /opt/X to /etc/opt/X) in CMAKE_INSTALL_FULL_SYSCONFDIR
 # only; elsewhere the relative folder keeps `cmake --install --prefix DIR` inside DIR.
 if(CMAKE_INSTALL_FULL_SYSCONFDIR STREQUAL "${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_SYSCONFDIR}")
