@@ -1,7 +1,7 @@
 // The bridge between Wireshark and the kmscope core. Everything here is plain data: the dissector
 // copies a stub out of its tvb, hands the bytes to one of these noexcept functions, and gets back a
 // view whose strings and buffers live in a wmem scope. No C++ object with a destructor ever sits in
-// a stack frame that calls a tvb accessor (Wireshark's exceptions are longjmp; wireshark-build.md §3).
+// a stack frame that calls a tvb accessor (Wireshark's exceptions are longjmp, and skip destructors).
 #pragma once
 
 #include <epan/wmem_scopes.h>

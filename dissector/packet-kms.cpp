@@ -1,9 +1,10 @@
-// packet-kms.cpp: Wireshark 4.0 plugin for Microsoft's KMS activation protocol (v4/v5/v6 over DCE/RPC).
+// packet-kms.cpp: Wireshark plugin (4.0, 4.4, 4.6) for Microsoft's KMS activation protocol (v4/v5/v6 over
+// DCE/RPC). Version differences of Wireshark's API live in ws_compat.hpp.
 //
 // The DCE/RPC dissector handles bind, alter_context, reassembly and call matching; we register as the
 // subdissector of interface 51c82175-844e-4750-b0d8-ec255555bc06 v1.0, opnum 0 RequestActivation.
 // Decoding, decryption and verification are the kmscope core's (through kms_bridge); this file only
-// presents the results. Rules that keep tshark safe (wireshark-build.md §3):
+// presents the results. Rules that keep tshark safe:
 //   * the functions that touch a tvb hold no C++ object with a destructor (tvb errors are longjmp);
 //   * the stub is copied out with tvb_memdup, decoded by noexcept bridge calls into wmem memory;
 //   * no C++ exception can leave the bridge.
@@ -21,6 +22,7 @@
 #include <glib.h>
 #include <ws_version.h>
 
+#include <cstdint>
 #include <cstring>
 
 #include "kms_bridge.hpp"
@@ -28,12 +30,15 @@
 #include "kmscope/kms.hpp"
 #include "kmscope/status.hpp"
 #include "kmscope/version.hpp"
+#include "ws_compat.hpp"
 
 // The project's version, which tshark -G plugins shows.
 extern "C" WS_DLL_PUBLIC_DEF const gchar plugin_version[] = KMSCOPE_VERSION;
 extern "C" WS_DLL_PUBLIC_DEF const int plugin_want_major = WIRESHARK_VERSION_MAJOR;
 extern "C" WS_DLL_PUBLIC_DEF const int plugin_want_minor = WIRESHARK_VERSION_MINOR;
 extern "C" WS_DLL_PUBLIC_DEF void plugin_register(void);
+// The plugin's type for `tshark -G plugins` (asked from 4.4 on; unused by 4.0, see ws_compat.hpp).
+extern "C" WS_DLL_PUBLIC_DEF std::uint32_t plugin_describe(void);
 
 namespace {
 
@@ -42,7 +47,7 @@ using kmsdiss::RequestView;
 using kmsdiss::ResponseView;
 
 constexpr guint kDefaultPort = 1688;
-constexpr gint64 kMaxClockSkewSeconds = 4 * 3600;  // a genuine host refuses more (facts sheet §11.1)
+constexpr gint64 kMaxClockSkewSeconds = 4 * 3600;  // a genuine host refuses more (docs/protocol.md §11.1)
 
 int proto_kms = -1;
 int proto_kms_tcp = -1;  // the TCP-level helper (heuristic, port and Decode As entry)
@@ -117,7 +122,7 @@ expert_field ei_kms_unverified = EI_INIT;
 expert_field ei_kms_trailing = EI_INIT;
 expert_field ei_kms_midstream = EI_INIT;
 
-gboolean kms_decrypt = TRUE;
+wscompat::pref_bool kms_decrypt = true;
 guint kms_tcp_port = kDefaultPort;
 guint kms_registered_port = 0;
 dissector_handle_t dcerpc_tcp_handle = nullptr;
@@ -658,8 +663,8 @@ KmsConnection* kms_connection(packet_info* pinfo, conversation_t* conv, const gu
 /// A cheap look at the first header bytes before the segment is copied: a DCE/RPC v5 bind (11), bind_ack,
 /// bind_nak, alter_context or alter_context_resp (15).
 bool may_start_with_bind_pdu(tvbuff_t* tvb) {
-    return tvb_captured_length(tvb) >= 16 && tvb_get_guint8(tvb, 0) == 5 &&
-           kmscope::rpc::negotiates_context(tvb_get_guint8(tvb, 2));
+    return tvb_captured_length(tvb) >= 16 && wscompat::tvb_get_u8(tvb, 0) == 5 &&
+           kmscope::rpc::negotiates_context(wscompat::tvb_get_u8(tvb, 2));
 }
 
 /// First pass: a segment that starts with a bind-type PDU goes to the core's conversation model of the
@@ -761,20 +766,20 @@ void dissect_midstream(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, conv
 
 /// TCP heuristic: a bind offering the KMS interface makes the connection ours (we then hand every
 /// segment to DCE/RPC ourselves). Tried before DCE/RPC's own heuristic, which would otherwise claim it.
-gboolean dissect_kms_heur_tcp(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data) {
+wscompat::heur_result dissect_kms_heur_tcp(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data) {
     const gint captured = tvb_captured_length(tvb);
-    if (captured < 16 || tvb_get_guint8(tvb, 0) != 5 ||
-        tvb_get_guint8(tvb, 2) != static_cast<guint8>(kmscope::rpc::PduType::Bind))
-        return FALSE;
+    if (captured < 16 || wscompat::tvb_get_u8(tvb, 0) != 5 ||
+        wscompat::tvb_get_u8(tvb, 2) != static_cast<guint8>(kmscope::rpc::PduType::Bind))
+        return false;
     const gint len = captured < 65535 ? captured : 65535;
     guint8* bytes = static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, 0, len));
-    if (!kmsdiss::is_kms_bind(bytes, static_cast<std::size_t>(len))) return FALSE;
+    if (!kmsdiss::is_kms_bind(bytes, static_cast<std::size_t>(len))) return false;
     conversation_t* conv = find_or_create_conversation(pinfo);
     conversation_set_dissector(conv, kms_tcp_handle);
     // The bind is already checked: record the connection now rather than parse it again in dissect_kms_tcp.
     if (!conversation_get_proto_data(conv, proto_kms_tcp)) new_kms_connection(pinfo, conv);
     dissect_kms_tcp(tvb, pinfo, tree, data);
-    return TRUE;
+    return true;
 }
 
 // ---- statistics: stats_tree (kms,tree) ----------------------------------------------------------
@@ -1113,4 +1118,8 @@ extern "C" WS_DLL_PUBLIC_DEF void plugin_register(void) {
     plug.register_protoinfo = proto_register_kms;
     plug.register_handoff = proto_reg_handoff_kms;
     proto_register_plugin(&plug);
+}
+
+extern "C" WS_DLL_PUBLIC_DEF std::uint32_t plugin_describe(void) {
+    return wscompat::kPluginDescription;
 }

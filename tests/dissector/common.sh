@@ -25,6 +25,14 @@ GOLDEN_FIELDS="frame.number kms.version.major kms.version.minor kms.req.vm_info 
  kms.resp.renewal_interval kms.resp.hwid kms.hash kms.hmac kms.hresult kms.valid kms.failed_check
  kms.server_impl kms.request_in kms.time _ws.expert.message"
 
+# ws_bools: stdin to stdout, with a boolean field's value (kms.valid) as 1 / 0. Wireshark 4.0 prints
+# booleans as 1 / 0 in -T fields output, 4.4 and 4.6 print True / False; the golden files and the tests'
+# expected strings keep 1 / 0. Only whole values change: a cell between tab, |, comma or ; separators.
+ws_bools() {
+  sed -E -e ':t' -e 's/(^|[\t|,;])True([\t|,;]|$)/\11\2/' -e 'tt' \
+         -e ':f' -e 's/(^|[\t|,;])False([\t|,;]|$)/\10\2/' -e 'tf'
+}
+
 # kms_fields CAPTURE FIELD...: tshark -T fields (header row, tab-separated, all occurrences) of KMS frames.
 kms_fields() {
   capture=$1; shift
@@ -32,5 +40,5 @@ kms_fields() {
   for f in "$@"; do args="$args -e $f"; done
   # shellcheck disable=SC2086
   "$tshark_kms" -r - -Y kms -T fields -E header=y -E separator=/t -E occurrence=a -E aggregator=, -E quote=n \
-    $args < "$captures_dir/$capture" 2>/dev/null
+    $args < "$captures_dir/$capture" 2>/dev/null | ws_bools
 }

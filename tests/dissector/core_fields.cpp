@@ -4,8 +4,8 @@
 // which is independent of Wireshark's TCP reassembly, DCE/RPC binding and call matching.
 #include <cstdio>
 #include <exception>
-#include <string>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "kmscope/conversation.hpp"

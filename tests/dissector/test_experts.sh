@@ -15,7 +15,7 @@ fields() {  # fields FILE FIELD...: one line per KMS frame, fields separated by 
   for x in "$@"; do args="$args -e $x"; done
   # shellcheck disable=SC2086
   "$tshark_kms" -r - -Y kms -T fields -E separator='|' -E occurrence=a -E aggregator=, $args < "$f" 2>/dev/null \
-    | tr '\n' ';'
+    | ws_bools | tr '\n' ';'
 }
 w=$KMS_WORK_DIR/experts; rm -rf "$w"; mkdir -p "$w"
 

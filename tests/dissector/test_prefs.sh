@@ -10,7 +10,9 @@ status=0
 check() {  # check NAME WANT GOT
   if [ "$2" != "$3" ]; then printf 'FAIL %s:\nwant: %s\ngot:  %s\n' "$1" "$2" "$3"; status=1; fi
 }
-run() { "$tshark_kms" -r - -Y kms -T fields -E separator=/t "$@" < "$captures_dir/$c" 2>/dev/null | tr '\t\n' '|;'; }
+run() {
+  "$tshark_kms" -r - -Y kms -T fields -E separator=/t "$@" < "$captures_dir/$c" 2>/dev/null | ws_bools | tr '\t\n' '|;'
+}
 
 check "decryption on" "10|2||;11||50|1;12|2||;13||50|1;14|2||;15||50|1;" \
   "$(run -e frame.number -e kms.req.license_status -e kms.resp.count -e kms.valid)"

@@ -19,7 +19,7 @@ fields() {  # fields FILE FIELD...: one line per KMS response frame, fields sepa
   for x in "$@"; do args="$args -e $x"; done
   # shellcheck disable=SC2086
   "$tshark_kms" -r - -Y kms.response -T fields -E separator='|' -E occurrence=a -E aggregator=, $args < "$f" \
-    2>/dev/null | tr '\n' ';'
+    2>/dev/null | ws_bools | tr '\n' ';'
 }
 core_verdicts() {  # core_verdicts FILE: "valid|failed;" per response, in capture order
   "$KMS_CORE_FIELDS" "$1" | awk -F'\t' '$1 == "response" {printf "%s|%s;", $9, $10}'
