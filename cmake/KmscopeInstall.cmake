@@ -98,6 +98,8 @@ find_program(GZIP_EXECUTABLE gzip)
 set(KMSCOPE_MAN_DIR ${PROJECT_BINARY_DIR}/man)
 file(MAKE_DIRECTORY ${KMSCOPE_MAN_DIR})
 set(KMSCOPE_MAN_PAGES)
+set(KMSCOPE_TOOL_MANPAGES OFF)   # what tests/packaging checks
+set(KMSCOPE_PLUGIN_MANPAGE OFF)
 # Dates in the pages come from the last commit when there is one, so rebuilding gives the same page.
 set(KMSCOPE_MAN_ENV)
 find_package(Git QUIET)
@@ -133,7 +135,12 @@ endfunction()
 if(NOT GZIP_EXECUTABLE)
   message(STATUS "kmscope: gzip not found: skipping the manual pages")
 else()
-  if(HELP2MAN_EXECUTABLE)
+  # help2man runs the programs: not in sanitizer or fuzz builds (nobody installs those) nor when the
+  # programs cannot run here.
+  if(KMSCOPE_SANITIZE OR KMSCOPE_FUZZ OR CMAKE_CROSSCOMPILING)
+    message(STATUS "kmscope: skipping kms-analyze(1) and kms-replay(1) (sanitizer, fuzz or cross build)")
+  elseif(HELP2MAN_EXECUTABLE)
+    set(KMSCOPE_TOOL_MANPAGES ON)
     configure_file(${PROJECT_SOURCE_DIR}/man/kms-analyze.h2m.in ${KMSCOPE_MAN_DIR}/kms-analyze.h2m @ONLY)
     configure_file(${PROJECT_SOURCE_DIR}/man/kms-replay.h2m.in ${KMSCOPE_MAN_DIR}/kms-replay.h2m @ONLY)
     set(_h2m ${HELP2MAN_EXECUTABLE} --no-info --no-discard-stderr --section=1)
@@ -154,6 +161,7 @@ else()
   if(NOT KMSCOPE_BUILD_DISSECTOR)
     # Said above: the plugin is skipped, and its page with it.
   elseif(SCDOC_EXECUTABLE)
+    set(KMSCOPE_PLUGIN_MANPAGE ON)
     kmscope_man(kmscope-wireshark 7 wireshark-plugin
       COMMAND sh -c "\"$0\" < \"$1\" > \"$2\"" ${SCDOC_EXECUTABLE}
               ${PROJECT_SOURCE_DIR}/man/kmscope-wireshark.7.scd ${KMSCOPE_MAN_DIR}/kmscope-wireshark.7
