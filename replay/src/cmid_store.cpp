@@ -1,31 +1,78 @@
 #include "cmid_store.hpp"
 
-#include <stdexcept>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
 
 namespace kmscope::replay {
 
 namespace {
+/// A statement prepared for one use.
 struct Stmt {
     sqlite3_stmt* s;
     ~Stmt() { sqlite3_finalize(s); }
 };
+/// A persistent statement in use: reset (and unbound) when the scope ends, whatever happened. A
+/// statement left on a returned row keeps its read transaction open: checkpoints cannot complete.
+struct Use {
+    sqlite3_stmt* s;
+    ~Use() {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    }
+};
 std::int64_t ticks(FileTime t) {
     return static_cast<std::int64_t>(t.ticks);
 }
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+void fsync_dir_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        ::close(fd);
+    }
+}
 }  // namespace
 
-SqliteCmidStore::SqliteCmidStore(const std::string& path, SyncMode sync, bool read_only) {
-    int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    if (sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+SqliteCmidStore::SqliteCmidStore(const std::string& path, SyncMode sync, bool read_only)
+    : path_(path), sync_(sync), read_only_(read_only) {
+    open_db();
+}
+
+void SqliteCmidStore::open_db() {
+    int flags = read_only_ ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    if (sqlite3_open_v2(path_.c_str(), &db_, flags | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
         std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
         sqlite3_close(db_);
         db_ = nullptr;
-        throw std::runtime_error(path + ": " + msg);
+        throw std::runtime_error(path_ + ": " + msg);
     }
-    sqlite3_busy_timeout(db_, 5000);
-    if (read_only) return;
+    // Transient locks (a backup, an operator's sqlite3 shell) are waited for; a lock held longer
+    // refuses the request with an error answer rather than stalling the event loop for long.
+    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    if (read_only_) return;
     exec("PRAGMA journal_mode=WAL");
-    exec(sync == SyncMode::Full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    // NORMAL: a commit is a write() to the WAL, durable against a crash of the process. With
+    // SyncMode::Full the server calls sync() (one fdatasync of the WAL) before it sends the answers of
+    // a batch: the durability of synchronous=FULL at one fsync per batch instead of one per commit.
+    exec("PRAGMA synchronous=NORMAL");
+    // Checkpoints every 16 MiB of WAL (fewer, larger ones: each syncs the database file), and the WAL
+    // is cut back to kWalSizeLimit after each. The page cache holds the table's hot pages: CMIDs are
+    // random keys, so a table larger than the cache makes every insert a read.
+    exec("PRAGMA wal_autocheckpoint=4096");
+    exec("PRAGMA cache_size=-65536");
+    exec(("PRAGMA journal_size_limit=" + std::to_string(kWalSizeLimit)).c_str());
     exec(
         "CREATE TABLE IF NOT EXISTS cmids(kms_id TEXT NOT NULL, cmid TEXT NOT NULL, last_seen INTEGER NOT NULL,"
         " PRIMARY KEY(kms_id, cmid)) WITHOUT ROWID");
@@ -40,17 +87,43 @@ SqliteCmidStore::SqliteCmidStore(const std::string& path, SyncMode sync, bool re
         "INSERT INTO cmids(kms_id, cmid, last_seen) VALUES(?1, ?2, ?3) ON CONFLICT(kms_id, cmid)"
         " DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)");
     count_ = prepare("SELECT count(*) FROM cmids WHERE kms_id = ?1 AND last_seen >= ?2");
+    // The cmids_by_time index range, stopped after `limit` rows: the cost is the cap, not the table.
+    bounded_count_ = prepare(
+        "SELECT count(*) FROM (SELECT 1 FROM cmids INDEXED BY cmids_by_time WHERE kms_id = ?1 AND last_seen >= ?2"
+        " LIMIT ?3)");
     stat_ = prepare(
-        "INSERT INTO requests(kms_id, license_status, result, n) VALUES(?1, ?2, ?3, 1)"
-        " ON CONFLICT(kms_id, license_status, result) DO UPDATE SET n = n + 1");
+        "INSERT INTO requests(kms_id, license_status, result, n) VALUES(?1, ?2, ?3, ?4)"
+        " ON CONFLICT(kms_id, license_status, result) DO UPDATE SET n = n + excluded.n");
     last_ = prepare(
         "INSERT INTO last_count(kms_id, count, n_policy, time) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(kms_id)"
         " DO UPDATE SET count = excluded.count, n_policy = excluded.n_policy, time = excluded.time");
+    begin_ = prepare("BEGIN IMMEDIATE");
+    commit_ = prepare("COMMIT");
+    rollback_ = prepare("ROLLBACK");
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) != 0)
+        throw std::runtime_error(path_ + ": " + std::strerror(errno) + " right after opening it");
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+    last_check_ns_ = now_ns();
+}
+
+void SqliteCmidStore::close_db() {
+    for (auto** s : {&touch_, &count_, &bounded_count_, &stat_, &last_, &begin_, &commit_, &rollback_}) {
+        sqlite3_finalize(*s);
+        *s = nullptr;
+    }
+    sqlite3_close(db_);
+    db_ = nullptr;
 }
 
 SqliteCmidStore::~SqliteCmidStore() {
-    for (auto* s : {touch_, count_, stat_, last_}) sqlite3_finalize(s);
-    sqlite3_close(db_);
+    if (db_ && !read_only_) flush_locked();
+    close_db();
+}
+
+void SqliteCmidStore::event(const std::string& line) {
+    if (event_) event_(line);
 }
 
 void SqliteCmidStore::fail(const std::string& what) {
@@ -72,21 +145,172 @@ sqlite3_stmt* SqliteCmidStore::prepare(const char* sql) {
     return s;
 }
 
+void SqliteCmidStore::begin() {
+    Use u{begin_};
+    if (sqlite3_step(begin_) != SQLITE_DONE) fail("begin");
+}
+
+void SqliteCmidStore::commit() {
+    Use u{commit_};
+    if (sqlite3_step(commit_) != SQLITE_DONE) fail("commit");
+}
+
+void SqliteCmidStore::rollback() noexcept {
+    if (sqlite3_get_autocommit(db_)) return;  // no transaction open (or SQLite rolled it back)
+    Use u{rollback_};
+    sqlite3_step(rollback_);
+}
+
+void SqliteCmidStore::maybe_check_path() {
+    if (++writes_ % kCheckEvery == 0 || now_ns() - last_check_ns_ > 1'000'000'000) check_path();
+}
+
+void SqliteCmidStore::check_path() {
+    if (read_only_ || !lost_.empty() || !db_) return;
+    last_check_ns_ = now_ns();
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) return;
+    bool gone = errno == ENOENT;
+    std::string why = gone ? "was deleted while serving" : "was replaced by another file while serving";
+    event("error: database " + path_ + " " + why + "; no request is acknowledged until it is recovered");
+    if (!gone) {
+        lost_ = "database " + path_ + " " + why + "; restart the server after checking the file";
+        event("error: " + lost_ + " (the file there is left alone; the open database keeps every row)");
+        return;
+    }
+    recover(why);
+}
+
+// The open connection still reads the unlinked file (and its WAL): every acknowledged row is there.
+// It is copied with the backup API into a new file, which is renamed to the path only if nothing has
+// taken the name meanwhile; then the server continues on the new file. On any failure the store
+// refuses every write (an error answer to the client) until an operator restarts it.
+bool SqliteCmidStore::recover(const std::string& why) {
+    std::string tmp = path_ + ".recovered-" + std::to_string(getpid());
+    std::remove(tmp.c_str());
+    sqlite3* dst = nullptr;
+    std::string err;
+    if (sqlite3_open_v2(tmp.c_str(), &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+        err = dst ? sqlite3_errmsg(dst) : "out of memory";
+    } else if (sqlite3_backup* b = sqlite3_backup_init(dst, "main", db_, "main"); !b) {
+        err = sqlite3_errmsg(dst);
+    } else {
+        int rc = sqlite3_backup_step(b, -1);
+        sqlite3_backup_finish(b);
+        if (rc != SQLITE_DONE) err = sqlite3_errstr(rc);
+    }
+    if (sqlite3_close(dst) != SQLITE_OK && err.empty()) err = "close failed";
+    if (!err.empty()) {
+        std::remove(tmp.c_str());
+        lost_ = "database " + path_ + " " + why + " and could not be copied (" + err + ")";
+        event("error: " + lost_ + "; refusing requests; the open database keeps every row until the server stops");
+        return false;
+    }
+    fsync_dir_of(tmp);
+    // The copy holds every row: the old connection can go (it checkpoints into the unlinked file and
+    // removes the WAL at PATH-wal, which belongs to it).
+    close_db();
+    std::string wal = path_ + "-wal";
+    if (::access(wal.c_str(), F_OK) == 0) {
+        // Another process still holds the old WAL open: never let the new file read it.
+        std::string aside = wal + ".stale-" + std::to_string(getpid());
+        std::rename(wal.c_str(), aside.c_str());
+        event("warning: moved the old database's WAL aside to " + aside);
+    }
+    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE) != 0) {
+        lost_ = "database " + path_ + " " + why + "; its rows were copied to " + tmp +
+                " but it could not be put back (" + std::strerror(errno) + ")";
+        event("error: " + lost_ + "; refusing requests until an operator restores it and restarts the server");
+        return false;
+    }
+    fsync_dir_of(path_);
+    try {
+        open_db();
+    } catch (const std::exception& e) {
+        lost_ = "database " + path_ + " recreated but not reopened: " + e.what();
+        event("error: " + lost_ + "; refusing requests until the server is restarted");
+        if (db_) close_db();
+        return false;
+    }
+    event("error: database " + path_ + " " + why + "; recreated it at the same path from the open copy (" +
+          "every row kept); serving again");
+    return true;
+}
+
+std::uint64_t SqliteCmidStore::touch_and_count(const Guid& kms_id, const Guid& cmid, FileTime t, FileTime since,
+                                               std::uint64_t limit) {
+    std::lock_guard lock(mu_);
+    if (lost_.empty()) maybe_check_path();
+    if (!lost_.empty()) throw StoreUnavailable(lost_);
+    auto k = kms_id.to_string(), c = cmid.to_string();
+    std::uint64_t n = 0;
+    try {
+        begin();
+        {
+            Use u{touch_};
+            sqlite3_bind_text(touch_, 1, k.c_str(), -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(touch_, 2, c.c_str(), -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(touch_, 3, ticks(t));
+            if (sqlite3_step(touch_) != SQLITE_DONE) fail("record the CMID");
+        }
+        {
+            Use u{bounded_count_};
+            sqlite3_bind_text(bounded_count_, 1, k.c_str(), -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(bounded_count_, 2, ticks(since));
+            sqlite3_bind_int64(bounded_count_, 3, static_cast<std::int64_t>(std::min<std::uint64_t>(limit, INT64_MAX)));
+            if (sqlite3_step(bounded_count_) != SQLITE_ROW) fail("count");
+            n = static_cast<std::uint64_t>(sqlite3_column_int64(bounded_count_, 0));
+        }
+        commit();
+    } catch (const std::exception& e) {
+        rollback();
+        check_path();
+        throw StoreUnavailable(e.what());
+    }
+    unsynced_ = unsynced_ || sync_ == SyncMode::Full;
+    return n;
+}
+
+bool SqliteCmidStore::dirty() {
+    std::lock_guard lock(mu_);
+    return unsynced_ || !pending_stats_.empty();
+}
+
+std::string SqliteCmidStore::flush() {
+    std::lock_guard lock(mu_);
+    return flush_locked();
+}
+
+std::string SqliteCmidStore::end_batch() {
+    std::lock_guard lock(mu_);
+    std::string err = flush_locked();
+    if (!unsynced_ || !db_) return err;
+    sqlite3_file* f = nullptr;
+    // The WAL's file object (SQLITE_FCNTL_JOURNAL_POINTER gives the WAL in WAL mode).
+    if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK || !f || !f->pMethods)
+        throw StoreUnavailable("sqlite: no WAL file to sync");
+    int rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+    if (rc != SQLITE_OK) throw StoreUnavailable(std::string("sqlite: sync of the WAL failed: ") + sqlite3_errstr(rc));
+    unsynced_ = false;
+    return err;
+}
+
 void SqliteCmidStore::touch(const Guid& kms_id, const Guid& cmid, FileTime t) {
     std::lock_guard lock(mu_);
     auto k = kms_id.to_string(), c = cmid.to_string();
-    sqlite3_reset(touch_);
+    Use u{touch_};
     sqlite3_bind_text(touch_, 1, k.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(touch_, 2, c.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(touch_, 3, ticks(t));
-    // Autocommit: the entry is durable when step returns, before the response is sent.
+    // Autocommit: the entry is committed when step returns, before the response is sent.
     if (sqlite3_step(touch_) != SQLITE_DONE) fail("touch");
+    unsynced_ = unsynced_ || sync_ == SyncMode::Full;
 }
 
 std::uint64_t SqliteCmidStore::count_since(const Guid& kms_id, FileTime since) {
     std::lock_guard lock(mu_);
     auto k = kms_id.to_string();
-    sqlite3_reset(count_);
+    Use u{count_};
     sqlite3_bind_text(count_, 1, k.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(count_, 2, ticks(since));
     if (sqlite3_step(count_) != SQLITE_ROW) fail("count");
@@ -103,26 +327,48 @@ void SqliteCmidStore::expire(FileTime before) {
 void SqliteCmidStore::record_request(const std::string& kms_id, std::uint32_t license_status, const std::string& result,
                                      std::uint32_t count, std::uint32_t n_policy, FileTime t) {
     std::lock_guard lock(mu_);
-    exec("BEGIN");
-    sqlite3_reset(stat_);
-    sqlite3_bind_text(stat_, 1, kms_id.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stat_, 2, license_status);
-    sqlite3_bind_text(stat_, 3, result.c_str(), -1, SQLITE_TRANSIENT);
-    bool ok = sqlite3_step(stat_) == SQLITE_DONE;
-    if (ok && result == "ok") {
-        sqlite3_reset(last_);
-        sqlite3_bind_text(last_, 1, kms_id.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(last_, 2, count);
-        sqlite3_bind_int64(last_, 3, n_policy);
-        sqlite3_bind_int64(last_, 4, t.unix_seconds());
-        ok = sqlite3_step(last_) == SQLITE_DONE;
+    ++pending_stats_[{kms_id, license_status, result}];
+    if (result == "ok") pending_last_[kms_id] = Last{count, n_policy, t.unix_seconds()};
+}
+
+std::string SqliteCmidStore::flush_locked() {
+    if (pending_stats_.empty() && pending_last_.empty()) return "";
+    if (!lost_.empty()) return lost_;
+    // Statistics do not wait for a lock (the answers wait for this flush): retried at the next batch.
+    sqlite3_busy_timeout(db_, 0);
+    struct Restore {
+        sqlite3* db;
+        ~Restore() { sqlite3_busy_timeout(db, kBusyTimeoutMs); }
+    } restore{db_};
+    try {
+        begin();
+        for (const auto& [key, n] : pending_stats_) {
+            const auto& [kms_id, license_status, result] = key;
+            Use u{stat_};
+            sqlite3_bind_text(stat_, 1, kms_id.c_str(), -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(stat_, 2, license_status);
+            sqlite3_bind_text(stat_, 3, result.c_str(), -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(stat_, 4, static_cast<std::int64_t>(n));
+            if (sqlite3_step(stat_) != SQLITE_DONE) fail("record the request statistics");
+        }
+        for (const auto& [kms_id, l] : pending_last_) {
+            Use u{last_};
+            sqlite3_bind_text(last_, 1, kms_id.c_str(), -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(last_, 2, l.count);
+            sqlite3_bind_int64(last_, 3, l.n_policy);
+            sqlite3_bind_int64(last_, 4, l.time);
+            if (sqlite3_step(last_) != SQLITE_DONE) fail("record the last count");
+        }
+        commit();
+    } catch (const std::exception& e) {
+        rollback();
+        // Kept for the next batch: a transient lock or a full disk loses no statistics.
+        return e.what();
     }
-    if (!ok) {
-        std::string msg = sqlite3_errmsg(db_);
-        exec("ROLLBACK");
-        throw std::runtime_error("sqlite: record_request: " + msg);
-    }
-    exec("COMMIT");
+    pending_stats_.clear();
+    pending_last_.clear();
+    unsynced_ = unsynced_ || sync_ == SyncMode::Full;
+    return "";
 }
 
 std::vector<RequestStat> SqliteCmidStore::request_stats() {
@@ -145,7 +391,7 @@ std::vector<CountRow> SqliteCmidStore::counts(FileTime now) {
     Stmt s{
         prepare("SELECT k.kms_id, (SELECT count(*) FROM cmids c WHERE c.kms_id = k.kms_id AND c.last_seen >= ?1),"
                 " coalesce(l.count, 0), coalesce(l.n_policy, 0), coalesce(l.time, 0)"
-                " FROM (SELECT kms_id FROM cmids UNION SELECT kms_id FROM last_count) k"
+                " FROM (SELECT DISTINCT kms_id FROM cmids UNION SELECT kms_id FROM last_count) k"
                 " LEFT JOIN last_count l ON l.kms_id = k.kms_id ORDER BY k.kms_id")};
     sqlite3_bind_int64(s.s, 1, ticks(since));
     while (sqlite3_step(s.s) == SQLITE_ROW) {
@@ -177,6 +423,12 @@ std::vector<std::pair<std::string, std::string>> SqliteCmidStore::cmids() {
         out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(s.s, 0)),
                          reinterpret_cast<const char*>(sqlite3_column_text(s.s, 1)));
     return out;
+}
+
+std::uint32_t SqliteCountPolicy::count_for(const kms::BaseRequest& request, FileTime now) {
+    FileTime since{now.ticks > kCmidLifetimeTicks ? now.ticks - kCmidLifetimeTicks : 0};
+    return static_cast<std::uint32_t>(
+        store_.touch_and_count(request.kms_id, request.cmid, now, since, 2ull * request.n_policy));
 }
 
 }  // namespace kmscope::replay

@@ -1,21 +1,39 @@
 // The host's table of client machine IDs and request statistics in SQLite (WAL): a CmidStore for the
-// core's GenuineCountPolicy whose every touch is committed before the response leaves, so that a
-// restart or a crash loses no acknowledged entry; and the per-KMS-ID counters `status` prints.
+// genuine count whose every touch is committed (and with SyncMode::Full made durable by sync()) before
+// the response leaves, so that a restart or a crash loses no acknowledged entry; and the per-KMS-ID
+// counters `status` prints.
+//
+// Under load the store stays flat: every statement is reset as soon as it is used (a statement left
+// on a returned row holds a read snapshot, so no checkpoint can complete and the WAL grows without
+// bound), the count a request needs is an indexed scan bounded by the 2 x N cap, and the WAL is
+// checkpointed automatically and truncated to a fixed size.
 #pragma once
 
 #include <sqlite3.h>
+#include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kmscope/counting.hpp"
 
 namespace kmscope::replay {
 
-/// How hard SQLite syncs a commit: FULL survives power loss, NORMAL survives a process crash.
+/// How hard a commit is made durable: FULL survives power loss, NORMAL survives a process crash.
 enum class SyncMode { Full, Normal };
+
+/// The database cannot take the write now (full disk, lock held too long, file deleted...): the
+/// request must be refused with an error answer, never acknowledged.
+class StoreUnavailable : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
 
 /// One row of the request statistics.
 struct RequestStat {
@@ -47,9 +65,25 @@ public:
     std::uint64_t count_since(const Guid& kms_id, FileTime since) override;
     void expire(FileTime before) override;
 
-    /// Counts one answered or refused request.
+    /// Records `cmid` for `kms_id` at `t` and returns min(distinct CMIDs seen since `since`, `limit`),
+    /// in one transaction. The scan is bounded by `limit` (the 2 x N cap), not by the table's size.
+    /// Throws StoreUnavailable when the write cannot be committed.
+    std::uint64_t touch_and_count(const Guid& kms_id, const Guid& cmid, FileTime t, FileTime since,
+                                  std::uint64_t limit);
+    /// Counts one answered or refused request: kept in memory until the next end_batch() (or flush()),
+    /// so that a batch of requests costs one statistics transaction, not one each.
     void record_request(const std::string& kms_id, std::uint32_t license_status, const std::string& result,
                         std::uint32_t count, std::uint32_t n_policy, FileTime t);
+    /// True when the answers of this batch must wait for end_batch(): statistics not yet written, or
+    /// (SyncMode::Full) writes committed since the last sync.
+    bool dirty();
+    /// Writes the pending statistics (one transaction; a failure is returned, not thrown: statistics
+    /// never hold answers back), then with SyncMode::Full makes every committed write durable with one
+    /// fdatasync of the WAL, which covers every commit made before it: a server answers a whole batch
+    /// of requests after one sync (group commit). Throws StoreUnavailable when the sync fails.
+    std::string end_batch();
+    /// Writes the pending statistics; "" or the error.
+    std::string flush();
     /// Statistics per KMS ID, license status and result.
     std::vector<RequestStat> request_stats();
     /// Current counts per KMS ID as of `now`.
@@ -58,17 +92,69 @@ public:
     std::string missing_tables();
     /// Every (KMS ID, CMID) pair in the table.
     std::vector<std::pair<std::string, std::string>> cmids();
+    /// Where errors and recoveries are reported (the server's log); called with the store's lock held.
+    void on_event(std::function<void(const std::string&)> f) { event_ = std::move(f); }
+    /// Checks that the path still names the open database, and recovers if it does not (see .cpp).
+    /// Called by the store itself every kCheckEvery writes, every second and after a failed commit.
+    void check_path();
+    /// The WAL's size limit after a checkpoint (PRAGMA journal_size_limit).
+    static constexpr std::int64_t kWalSizeLimit = 16 << 20;
+    /// How long a write waits for another process's lock before the request is refused.
+    static constexpr int kBusyTimeoutMs = 2000;
+    /// Writes between two checks of the path (besides the check at most every second).
+    static constexpr unsigned kCheckEvery = 256;
 
 private:
+    void open_db();
+    void close_db();
     void exec(const char* sql);
     sqlite3_stmt* prepare(const char* sql);
+    void begin();
+    void commit();
+    void rollback() noexcept;
     [[noreturn]] void fail(const std::string& what);
+    void maybe_check_path();
+    bool recover(const std::string& why);
+    void event(const std::string& line);
+
+    std::string path_;
+    SyncMode sync_;
+    bool read_only_;
     std::mutex mu_;
     sqlite3* db_ = nullptr;
     sqlite3_stmt* touch_ = nullptr;
     sqlite3_stmt* count_ = nullptr;
+    sqlite3_stmt* bounded_count_ = nullptr;
     sqlite3_stmt* stat_ = nullptr;
     sqlite3_stmt* last_ = nullptr;
+    sqlite3_stmt* begin_ = nullptr;
+    sqlite3_stmt* commit_ = nullptr;
+    sqlite3_stmt* rollback_ = nullptr;
+    dev_t dev_ = 0;
+    ino_t ino_ = 0;
+    unsigned writes_ = 0;
+    std::int64_t last_check_ns_ = 0;
+    std::string lost_;  // why the store refuses every write until a restart ("" when healthy)
+    bool unsynced_ = false;
+    struct Last {
+        std::uint32_t count, n_policy;
+        std::int64_t time;
+    };
+    std::map<std::tuple<std::string, std::uint32_t, std::string>, std::uint64_t> pending_stats_;
+    std::map<std::string, Last> pending_last_;
+    std::string flush_locked();
+    std::function<void(const std::string&)> event_;
+};
+
+/// The genuine host's count (distinct CMIDs of 30 days, capped at 2 x N policy, as the core's
+/// GenuineCountPolicy) in one bounded transaction of the SQLite store.
+class SqliteCountPolicy final : public server::CountPolicy {
+public:
+    explicit SqliteCountPolicy(SqliteCmidStore& store) : store_(store) {}
+    std::uint32_t count_for(const kms::BaseRequest& request, FileTime now) override;
+
+private:
+    SqliteCmidStore& store_;
 };
 
 }  // namespace kmscope::replay

@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "identity.hpp"
 #include "kmscope/counting.hpp"
 #include "kmscope/server.hpp"
+#include "kmscope/status.hpp"
 #include "recorded.hpp"
 #include "recorded_server.hpp"
 #include "util.hpp"
@@ -43,12 +45,18 @@ struct Conn {
     SockAddr peer;
     std::string peer_text;
     std::unique_ptr<server::ServerConnection> sc;
+    // The connection frames its own PDUs (not ServerConnection::on_bytes) so that a request the
+    // database cannot take is answered with an error, PDU by PDU, and the buffer of a large PDU is
+    // released once it is consumed.
+    rpc::StreamFramer framer;
     Bytes out;
     std::size_t out_pos = 0;
     std::uint32_t events = 0;      // the epoll events currently asked for
     std::int64_t deadline_ns = 0;  // idle deadline: last complete PDU (or accept) + idle timeout
     bool closing = false;          // close once `out` is flushed
+    bool held = false;             // answers wait for the database sync of this batch
     Worker* worker = nullptr;
+    bool partial() const { return framer.buffered() > 0 || sc->partial(); }
 };
 
 struct Worker {
@@ -58,8 +66,16 @@ struct Worker {
     std::thread thread;
     SystemRandom rng;
     std::map<int, std::unique_ptr<Conn>> conns;
-    std::vector<GSource*> sources;  // listeners, timers and the epoll source
-    int epfd = -1;                  // connections are multiplexed with epoll inside one GLib source
+    std::vector<GSource*> sources;         // timers and the epoll source
+    std::vector<GSource*> listen_sources;  // one per listening socket; removed while accept is paused
+    GSource* resume = nullptr;             // the timer that resumes accepting, while paused
+    std::vector<int> held;                 // connections whose answers wait for the database sync
+    int epfd = -1;                         // connections are multiplexed with epoll inside one GLib source
+
+    void listen();
+    void pause_accept(int err);
+    void release_held();
+    server::Output refuse_unstored(ByteView pdu, const std::string& why);
 
     void on_accept(int lfd);
     void on_io(Conn* c, std::uint32_t events);
@@ -92,6 +108,11 @@ public:
     std::atomic<bool> stopping{false};
     SystemClock clock;
     std::int64_t idle_ns = 0;
+    std::uint32_t fd_cap = 0;  // max-connections the descriptor limit allows (0: no cap)
+    std::mutex accept_log_mu;  // EMFILE lines: at most one per kAcceptLogEvery
+    std::int64_t accept_logged_ns = 0;
+    std::uint64_t accept_suppressed = 0;
+    std::int64_t stats_logged_ns = 0;
 
     bool setup();
     bool open_listeners();
@@ -103,7 +124,17 @@ public:
     void notify(const std::string& state);
     std::string status_line() const;
     void record(const std::string& client, const server::ActivationRecord& rec);
+    void log_stats_error(const std::string& what);
+    /// Opens the database (genuine counts, statistics) and routes its events to the log.
+    void open_db();
+    /// Lowers `o.max_connections` to what the descriptor limit allows; the warning, or "".
+    std::string cap_connections(ServeOptions& o) const;
 };
+
+constexpr std::int64_t kAcceptPauseMs = 100;
+constexpr std::int64_t kAcceptLogEvery = 10'000'000'000;  // ns
+constexpr std::uint64_t kLowDiskBytes = 64ull << 20;
+constexpr std::uint32_t kReservedFds = 32;  // listeners, log, SQLite's files, stdio, signals
 
 // One GLib source per worker watches its epoll descriptor. Adding and removing a GLib poll record per
 // connection would wake the main context up (an eventfd write) several times per connection.
@@ -119,6 +150,13 @@ gboolean listen_cb(gint fd, GIOCondition, gpointer data) {
     std::shared_lock lock(w->srv->mu);
     w->on_accept(fd);
     return G_SOURCE_CONTINUE;
+}
+
+gboolean resume_cb(gpointer data) {
+    auto* w = static_cast<Worker*>(data);
+    w->resume = nullptr;
+    w->listen();
+    return G_SOURCE_REMOVE;
 }
 
 gboolean sweep_cb(gpointer data) {
@@ -191,7 +229,9 @@ void Worker::on_accept(int lfd) {
         if (fd < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
             if (errno == EMFILE || errno == ENFILE) {
-                srv->log->event("-", std::string("accept: ") + std::strerror(errno) + "; connection left queued");
+                // The socket stays readable: retrying at once would spin. Stop watching the listeners
+                // for a moment; the connections wait in the kernel's queue.
+                pause_accept(errno);
                 return;
             }
             srv->log->event("-", std::string("accept: ") + std::strerror(errno));
@@ -226,6 +266,7 @@ void Worker::on_accept(int lfd) {
         std::uint32_t group = 0;
         while (group == 0) group = rng.u32();
         c->sc = std::make_unique<server::ServerConnection>(srv->ctx, group, local.port());
+        c->framer = rpc::StreamFramer(srv->ctx.config.limits);
         c->deadline_ns = mono_ns() + srv->idle_ns;
         c->worker = this;
         c->events = EPOLLIN;
@@ -239,6 +280,96 @@ void Worker::on_accept(int lfd) {
             continue;
         }
         conns[fd] = std::move(c);
+    }
+}
+
+void Worker::listen() {
+    for (int fd : srv->listeners) {
+        GSource* s = g_unix_fd_source_new(fd, G_IO_IN);
+        g_source_set_callback(s, reinterpret_cast<GSourceFunc>(reinterpret_cast<void (*)()>(listen_cb)), this, nullptr);
+        g_source_attach(s, ctx);
+        listen_sources.push_back(s);
+    }
+}
+
+void Worker::pause_accept(int err) {
+    for (GSource* s : listen_sources) {
+        g_source_destroy(s);
+        g_source_unref(s);
+    }
+    listen_sources.clear();
+    if (!resume) {
+        resume = g_timeout_source_new(kAcceptPauseMs);
+        g_source_set_callback(resume, resume_cb, this, nullptr);
+        g_source_attach(resume, ctx);
+        g_source_unref(resume);  // the context keeps it until it fires or is destroyed
+    }
+    std::lock_guard lock(srv->accept_log_mu);
+    std::int64_t now = mono_ns();
+    if (srv->accept_logged_ns && now - srv->accept_logged_ns < kAcceptLogEvery) {
+        ++srv->accept_suppressed;
+        return;
+    }
+    std::string line = std::string("accept: ") + std::strerror(err) + " (" + std::to_string(srv->connections.load()) +
+                       " connections open); not accepting for " + std::to_string(kAcceptPauseMs) +
+                       " ms at a time, new connections wait in the queue";
+    if (srv->accept_suppressed)
+        line += "; " + std::to_string(srv->accept_suppressed) + " more pauses since the last such line";
+    srv->log->event("-", line);
+    srv->accept_logged_ns = now;
+    srv->accept_suppressed = 0;
+}
+
+server::Output Worker::refuse_unstored(ByteView bytes, const std::string& why) {
+    // The request was decoded and its CMID could not be committed: it is not acknowledged. The client
+    // gets the host's answer for an internal failure, ERROR_INVALID_DATA in the response stub
+    // (docs/protocol.md §11.1), or when the stub's NDR cannot be told, a nca_s_server_too_busy fault.
+    server::Output out;
+    server::ActivationRecord rec;
+    rec.time = srv->clock.now();
+    rec.reason = "database unavailable, request not acknowledged: " + why;
+    auto pdu = rpc::parse_pdu(bytes, 0, srv->ctx.config.limits);
+    const auto* body = pdu ? std::get_if<rpc::RequestBody>(&pdu->body) : nullptr;
+    if (!body) {
+        out.close = true;
+        out.log.push_back(rec.reason);
+        return out;
+    }
+    rec.call_id = pdu->header.call_id;
+    auto ndr = rpc::infer_request_ndr(body->stub);
+    if (ndr) {
+        if (auto stub = rpc::parse_request_stub(body->stub, *ndr)) rec.version = kms::peek_version(stub->message);
+        rec.hresult = kHrInvalidData;
+        out.bytes = rpc::build_response(rpc::flag::kFirstLast, rec.call_id, body->context_id,
+                                        rpc::build_error_stub(kHrInvalidData, *ndr));
+    } else {
+        rec.fault = 0x1C010014;  // nca_s_server_too_busy
+        out.bytes = rpc::build_fault(rec.call_id, body->context_id, rec.fault);
+    }
+    out.activations.push_back(std::move(rec));
+    return out;
+}
+
+void Worker::release_held() {
+    if (held.empty()) return;
+    std::string err;
+    try {
+        // One statistics transaction and one fdatasync of the WAL for every answer of this batch.
+        if (auto e = srv->db->end_batch(); !e.empty()) srv->log_stats_error(e);
+    } catch (const std::exception& e) {
+        err = e.what();
+    }
+    auto fds = std::move(held);
+    held.clear();
+    for (int fd : fds) {
+        auto it = conns.find(fd);
+        if (it == conns.end() || !it->second->held) continue;
+        Conn* c = it->second.get();
+        c->held = false;
+        if (!err.empty())
+            close_conn(c, "answers withheld: the database could not make them durable: " + err);
+        else
+            flush(c);
     }
 }
 
@@ -279,7 +410,10 @@ void Worker::flush(Conn* c) {
         return;
     }
     if (c->out_pos == c->out.size()) {
-        c->out.clear();
+        if (c->out.capacity() > 16384)
+            Bytes().swap(c->out);  // a keep-alive connection does not pin a burst's buffer
+        else
+            c->out.clear();
         c->out_pos = 0;
         if (c->closing) {
             close_conn(c, "");
@@ -301,18 +435,36 @@ void Worker::read_some(Conn* c) {
         }
         if (n == 0) {
             // The client is done sending (closed or half-closed): deliver what is owed, then close.
-            if (c->sc->partial())
-                srv->log->event(c->peer_text, "client closed in the middle of a PDU; nothing to answer");
+            if (c->partial()) srv->log->event(c->peer_text, "client closed in the middle of a PDU; nothing to answer");
             c->closing = true;
             break;
         }
         server::Output out;
-        try {
-            out = c->sc->on_bytes(ByteView(buf, static_cast<std::size_t>(n)), srv->clock, rng);
-        } catch (const std::exception& e) {
-            close_conn(c, std::string("internal error, request not answered: ") + e.what());
-            return;
+        c->framer.feed(ByteView(buf, static_cast<std::size_t>(n)));
+        while (auto frame = c->framer.next()) {
+            server::Output one;
+            try {
+                one = c->sc->on_pdu(frame->bytes, srv->clock, rng);
+            } catch (const StoreUnavailable& e) {
+                one = refuse_unstored(frame->bytes, e.what());
+            } catch (const std::exception& e) {
+                close_conn(c, std::string("internal error, request not answered: ") + e.what());
+                return;
+            }
+            out.bytes.insert(out.bytes.end(), one.bytes.begin(), one.bytes.end());
+            for (auto& a : one.activations) out.activations.push_back(std::move(a));
+            for (auto& l : one.log) out.log.push_back(std::move(l));
+            if (one.close) {
+                out.close = true;
+                break;
+            }
         }
+        if (!out.close && c->framer.error()) {
+            out.log.push_back("closing: not DCE/RPC: " + c->framer.error()->to_string());
+            out.close = true;
+        }
+        // Nothing buffered: start afresh, so a large PDU's buffer is not kept for the connection's life.
+        if (c->framer.buffered() == 0 && !c->framer.error()) c->framer = rpc::StreamFramer(srv->ctx.config.limits);
         for (const auto& rec : out.activations) srv->record(c->peer_text, rec);
         for (const auto& line : out.log)
             // "call N: ..." lines repeat a fault or HRESULT that the activation record above already logged.
@@ -326,6 +478,15 @@ void Worker::read_some(Conn* c) {
         }
         if (static_cast<std::size_t>(n) < sizeof buf) break;
         if (c->out.size() > (1u << 20)) break;
+    }
+    // Acknowledged CMIDs must be durable before the answers leave: with --db-sync full they wait for
+    // one sync of the database at the end of this batch of events (group commit).
+    if (srv->db && !c->out.empty() && srv->db->dirty()) {
+        if (!c->held) {
+            c->held = true;
+            held.push_back(c->fd);
+        }
+        return;
     }
     flush(c);
 }
@@ -358,6 +519,7 @@ void Worker::poll_connections() {
     int n = epoll_wait(epfd, events, 256, 0);
     // Each connection appears at most once per batch, and handling one closes at most that one.
     for (int i = 0; i < n; ++i) on_io(static_cast<Conn*>(events[i].data.ptr), events[i].events);
+    release_held();
 }
 
 void Worker::on_io(Conn* c, std::uint32_t cond) {
@@ -383,7 +545,7 @@ void Worker::sweep() {
         if (now >= c->deadline_ns) late.push_back(c.get());
     for (Conn* c : late) {
         std::string why = "idle timeout";
-        if (c->sc->partial()) why += " with a partial PDU";
+        if (c->partial()) why += " with a partial PDU";
         if (c->out_pos < c->out.size()) why += " while the client did not read its answers";
         close_conn(c, why);
     }
@@ -398,8 +560,17 @@ void Server::record(const std::string& client, const server::ActivationRecord& r
         std::uint32_t np = rec.request ? rec.request->n_policy : 0;
         db->record_request(kms_id, ls, result_kind(rec), rec.count, np, rec.time);
     } catch (const std::exception& e) {
-        log->event(client, std::string("statistics not recorded: ") + e.what());
+        log_stats_error(e.what());
     }
+}
+
+void Server::log_stats_error(const std::string& what) {
+    // Once per kAcceptLogEvery at most: a full disk would otherwise add a line per request.
+    std::lock_guard lock(accept_log_mu);
+    std::int64_t now = mono_ns();
+    if (stats_logged_ns && now - stats_logged_ns < kAcceptLogEvery) return;
+    stats_logged_ns = now;
+    log->event("-", "statistics not recorded yet (kept in memory, retried): " + what);
 }
 
 bool Server::open_listeners() {
@@ -500,7 +671,7 @@ bool Server::configure(const ServeOptions& o, server::ServerContext& cx, std::ve
     cx.identity = server::HostIdentity::create(c, clock.now(), rng);  // every family configured: a copy
 
     if (o.count_policy == "genuine")
-        cx.counts = std::make_shared<GenuineCountPolicy>(*db);
+        cx.counts = std::make_shared<SqliteCountPolicy>(*db);
     else
         cx.counts = std::make_shared<server::FixedCountPolicy>(o.fixed_count);
     if (!o.from.empty()) {
@@ -528,6 +699,26 @@ bool Server::configure(const ServeOptions& o, server::ServerContext& cx, std::ve
     return true;
 }
 
+void Server::open_db() {
+    db = std::make_unique<SqliteCmidStore>(opts.db, opts.db_sync == "full" ? SyncMode::Full : SyncMode::Normal);
+    // The log exists once setup() is done; until then the store's events go to standard error.
+    db->on_event([this](const std::string& line) {
+        if (log)
+            log->event("-", line);
+        else
+            std::cerr << "kms-replay: " << line << "\n";
+    });
+}
+
+std::string Server::cap_connections(ServeOptions& o) const {
+    if (!fd_cap || o.max_connections <= fd_cap) return "";
+    std::string line = "the descriptor limit (ulimit -n) allows " + std::to_string(fd_cap) +
+                       " connections: max-connections lowered from " + std::to_string(o.max_connections) + " to " +
+                       std::to_string(fd_cap) + " (raise LimitNOFILE= or the hard limit)";
+    o.max_connections = fd_cap;
+    return line;
+}
+
 bool Server::setup() {
     if (auto problems = validate(opts); !problems.empty()) {
         for (const auto& p : problems) std::cerr << "kms-replay: " << p << "\n";
@@ -535,9 +726,19 @@ bool Server::setup() {
     }
     try {
         if (!opts.db.empty()) {
-            db = std::make_unique<SqliteCmidStore>(opts.db, opts.db_sync == "full" ? SyncMode::Full : SyncMode::Normal);
+            open_db();
             FileTime now = clock.now();
             db->expire(FileTime{now.ticks > kCmidLifetimeTicks ? now.ticks - kCmidLifetimeTicks : 0});
+            // A full disk refuses requests (with an error answer): say so before it happens.
+            auto slash = opts.db.rfind('/');
+            std::string dir = slash == std::string::npos ? "." : opts.db.substr(0, slash + 1);
+            struct statvfs fs {};
+            if (statvfs(dir.c_str(), &fs) == 0) {
+                auto free_bytes = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+                if (free_bytes < kLowDiskBytes)
+                    std::cerr << "kms-replay: warning: only " << free_bytes / 1024 << " KiB free for the database "
+                              << opts.db << "; when the disk is full, requests are refused with an error answer\n";
+            }
         }
     } catch (const std::exception& e) {
         std::cerr << "kms-replay: " << e.what() << "\n";
@@ -608,6 +809,7 @@ void Server::reload() {
     next.db = opts.db;
     next.db_sync = opts.db_sync;
     next.state_dir = opts.state_dir;
+    if (auto warning = cap_connections(next); !warning.empty()) log->event("-", "reload: warning: " + warning);
     server::ServerContext fresh;
     std::vector<Cidr> nets;
     std::vector<std::string> errors, notes;
@@ -633,7 +835,19 @@ void Server::reload() {
 
 int Server::run() {
     if (!setup()) return 2;
-    raise_nofile(static_cast<std::uint64_t>(opts.max_connections) + 256);
+    {
+        // Each connection is a descriptor: beyond the limit accept fails with EMFILE. Raise the soft
+        // limit (up to the hard one), else serve fewer connections than asked, and say so.
+        std::uint64_t want = static_cast<std::uint64_t>(opts.max_connections) + 256;
+        std::uint64_t have = raise_nofile(want);
+        std::uint64_t reserve = kReservedFds + 4ull * opts.threads;
+        if (have && have < want)
+            fd_cap = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, have > reserve ? have - reserve : 1));
+        if (auto warning = cap_connections(opts); !warning.empty()) {
+            std::cerr << "kms-replay: warning: " << warning << "\n";
+            log->event("-", "warning: " + warning);
+        }
+    }
     if (!open_listeners()) return 2;
     int started_fd = -1;  // the daemon's pipe to the waiting original process
     if (opts.daemon) {
@@ -649,10 +863,8 @@ int Server::run() {
             return 2;
         }
         try {
-            if (!opts.db.empty())
-                db = std::make_unique<SqliteCmidStore>(opts.db,
-                                                       opts.db_sync == "full" ? SyncMode::Full : SyncMode::Normal);
-            if (opts.count_policy == "genuine") ctx.counts = std::make_shared<GenuineCountPolicy>(*db);
+            if (!opts.db.empty()) open_db();
+            if (opts.count_policy == "genuine") ctx.counts = std::make_shared<SqliteCountPolicy>(*db);
         } catch (const std::exception& e) {
             log->event("-", std::string("cannot open the database after detaching: ") + e.what());
             report_start(started_fd, 2);
@@ -665,13 +877,7 @@ int Server::run() {
         w->srv = this;
         w->ctx = g_main_context_new();
         w->loop = g_main_loop_new(w->ctx, FALSE);
-        for (int fd : listeners) {
-            GSource* s = g_unix_fd_source_new(fd, G_IO_IN);
-            g_source_set_callback(s, reinterpret_cast<GSourceFunc>(reinterpret_cast<void (*)()>(listen_cb)), w.get(),
-                                  nullptr);
-            g_source_attach(s, w->ctx);
-            w->sources.push_back(s);
-        }
+        w->listen();
         w->epfd = epoll_create1(EPOLL_CLOEXEC);
         if (w->epfd < 0) {
             std::cerr << "kms-replay: epoll_create1: " << std::strerror(errno) << "\n";
@@ -724,10 +930,12 @@ int Server::run() {
     for (auto& w : workers) {
         open += w->conns.size();
         while (!w->conns.empty()) w->close_conn(w->conns.begin()->second.get(), "");
-        for (GSource* s : w->sources) {
-            g_source_destroy(s);
-            g_source_unref(s);
-        }
+        for (auto* list : {&w->sources, &w->listen_sources})
+            for (GSource* s : *list) {
+                g_source_destroy(s);
+                g_source_unref(s);
+            }
+        if (w->resume) g_source_destroy(w->resume);
         ::close(w->epfd);
         g_main_loop_unref(w->loop);
         g_main_context_unref(w->ctx);

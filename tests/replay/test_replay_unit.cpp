@@ -148,6 +148,58 @@ TEST(ReplayCmidStore, GenuineCountSurvivesReopen) {
     std::filesystem::remove_all(std::filesystem::path(path).parent_path());
 }
 
+// Issue 11: a statement left on its result row (count_since used to be) holds a read snapshot, so no
+// checkpoint can complete and the WAL grows without bound. After every store call, another connection
+// can checkpoint the whole WAL and truncate it.
+TEST(ReplayCmidStore, NoStatementHoldsASnapshot) {
+    auto path = temp_path("snapshot.db");
+    std::filesystem::remove(path);
+    const auto t0 = FileTime::from_unix(1800000000);
+    SqliteCmidStore store(path);
+    kms::BaseRequest req;
+    req.kms_id = guid(0xAA);
+    req.n_policy = 25;
+    SqliteCountPolicy policy(store);
+    for (std::uint8_t i = 1; i <= 20; ++i) {
+        req.cmid = guid(i);
+        EXPECT_EQ(policy.count_for(req, t0), 2u * i - 1);
+        store.touch(req.kms_id, guid(static_cast<std::uint8_t>(100 + i)), t0);
+        EXPECT_EQ(store.count_since(req.kms_id, t0), 2u * i);
+    }
+    store.record_request(req.kms_id.to_string(), 2, "ok", 20, 25, t0);
+    EXPECT_EQ(store.end_batch(), "");
+    sqlite3* other = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &other), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(other, "SELECT count(*) FROM cmids", nullptr, nullptr, nullptr), SQLITE_OK);  // WAL open
+    int log = -1, done = -1;
+    EXPECT_EQ(sqlite3_wal_checkpoint_v2(other, "main", SQLITE_CHECKPOINT_TRUNCATE, &log, &done), SQLITE_OK)
+        << sqlite3_errmsg(other);
+    EXPECT_EQ(log, done);  // every frame checkpointed: no reader holds an older snapshot
+    sqlite3_close(other);
+    EXPECT_EQ(std::filesystem::file_size(path + "-wal"), 0u);
+    std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
+// The count of one request reads at most 2 x N index entries, and equals the core's genuine count.
+TEST(ReplayCmidStore, BoundedCountEqualsGenuineCount) {
+    auto path = temp_path("bounded.db");
+    std::filesystem::remove(path);
+    const auto t0 = FileTime::from_unix(1800000000);
+    SqliteCmidStore store(path);
+    MemoryCmidStore memory;
+    SqliteCountPolicy sqlite_policy(store);
+    GenuineCountPolicy memory_policy(memory);
+    kms::BaseRequest req;
+    req.kms_id = guid(0xAB);
+    for (std::uint32_t i = 0; i < 60; ++i) {
+        req.cmid = guid(static_cast<std::uint8_t>(i % 40));  // 40 machines, some seen twice
+        req.n_policy = i % 3 == 0 ? 0 : (i % 3 == 1 ? 5 : 25);
+        const FileTime t{t0.ticks + i * 10000000ull * 3600 * 24};  // one day apart: the window slides
+        EXPECT_EQ(sqlite_policy.count_for(req, t), memory_policy.count_for(req, t)) << "request " << i;
+    }
+    std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
 TEST(ReplayLog, TextAndJsonLines) {
     server::ActivationRecord rec;
     rec.time = FileTime::from_unix(1800000000);
