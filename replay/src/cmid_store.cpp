@@ -70,7 +70,7 @@ void SqliteCmidStore::open_db() {
     // Checkpoints every 16 MiB of WAL (fewer, larger ones: each syncs the database file), and the WAL
     // is cut back to kWalSizeLimit after each. The page cache holds the table's hot pages: CMIDs are
     // random keys, so a table larger than the cache makes every insert a read.
-    exec("PRAGMA wal_autocheckpoint=4096");
+    exec("PRAGMA wal_autocheckpoint=0");  // on_wal decides
     exec("PRAGMA cache_size=-65536");
     exec(("PRAGMA journal_size_limit=" + std::to_string(kWalSizeLimit)).c_str());
     exec(
@@ -106,9 +106,58 @@ void SqliteCmidStore::open_db() {
     dev_ = st.st_dev;
     ino_ = st.st_ino;
     last_check_ns_ = now_ns();
+    sqlite3_wal_hook(db_, &SqliteCmidStore::on_wal, this);
+    start_checkpointer();
+}
+
+int SqliteCmidStore::on_wal(void* self, sqlite3* db, const char*, int frames) {
+    auto* store = static_cast<SqliteCmidStore*>(self);
+    if (frames >= kForceCheckpointFrames) {
+        sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    } else if (frames >= kCheckpointFrames) {
+        std::lock_guard lock(store->ck_mu_);
+        store->ck_wanted_ = true;
+        store->ck_cv_.notify_one();
+    }
+    return SQLITE_OK;
+}
+
+void SqliteCmidStore::start_checkpointer() {
+    sqlite3* ck = nullptr;
+    if (sqlite3_open_v2(path_.c_str(), &ck, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+        sqlite3_close(ck);
+        return;  // the committing connection checkpoints at kForceCheckpointFrames
+    }
+    sqlite3_busy_timeout(ck, 100);
+    ck_stop_ = ck_wanted_ = false;
+    checkpointer_ = std::thread([this, ck] {
+        std::unique_lock lock(ck_mu_);
+        while (!ck_stop_) {
+            ck_cv_.wait(lock, [this] { return ck_wanted_ || ck_stop_; });
+            if (ck_stop_) break;
+            ck_wanted_ = false;
+            lock.unlock();
+            // PASSIVE: copies what no reader still needs, never waits for the writers.
+            sqlite3_wal_checkpoint_v2(ck, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+            lock.lock();
+        }
+        lock.unlock();
+        sqlite3_close(ck);
+    });
+}
+
+void SqliteCmidStore::stop_checkpointer() {
+    if (!checkpointer_.joinable()) return;
+    {
+        std::lock_guard lock(ck_mu_);
+        ck_stop_ = true;
+        ck_cv_.notify_one();
+    }
+    checkpointer_.join();
 }
 
 void SqliteCmidStore::close_db() {
+    stop_checkpointer();  // first: the last connection to close checkpoints and removes the WAL
     for (auto** s : {&touch_, &count_, &bounded_count_, &stat_, &last_, &begin_, &commit_, &rollback_}) {
         sqlite3_finalize(*s);
         *s = nullptr;
@@ -169,8 +218,9 @@ void SqliteCmidStore::check_path() {
     if (read_only_ || !lost_.empty() || !db_) return;
     last_check_ns_ = now_ns();
     struct stat st {};
-    if (::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) return;
-    bool gone = errno == ENOENT;
+    int rc = ::stat(path_.c_str(), &st);
+    if (rc == 0 && st.st_dev == dev_ && st.st_ino == ino_) return;
+    bool gone = rc != 0 && errno == ENOENT;
     std::string why = gone ? "was deleted while serving" : "was replaced by another file while serving";
     event("error: database " + path_ + " " + why + "; no request is acknowledged until it is recovered");
     if (!gone) {
@@ -297,6 +347,7 @@ std::string SqliteCmidStore::end_batch() {
 
 void SqliteCmidStore::touch(const Guid& kms_id, const Guid& cmid, FileTime t) {
     std::lock_guard lock(mu_);
+    if (!db_) throw StoreUnavailable(lost_);
     auto k = kms_id.to_string(), c = cmid.to_string();
     Use u{touch_};
     sqlite3_bind_text(touch_, 1, k.c_str(), -1, SQLITE_TRANSIENT);
@@ -309,6 +360,7 @@ void SqliteCmidStore::touch(const Guid& kms_id, const Guid& cmid, FileTime t) {
 
 std::uint64_t SqliteCmidStore::count_since(const Guid& kms_id, FileTime since) {
     std::lock_guard lock(mu_);
+    if (!db_) throw StoreUnavailable(lost_);
     auto k = kms_id.to_string();
     Use u{count_};
     sqlite3_bind_text(count_, 1, k.c_str(), -1, SQLITE_TRANSIENT);
@@ -319,6 +371,7 @@ std::uint64_t SqliteCmidStore::count_since(const Guid& kms_id, FileTime since) {
 
 void SqliteCmidStore::expire(FileTime before) {
     std::lock_guard lock(mu_);
+    if (!db_) throw StoreUnavailable(lost_);
     Stmt s{prepare("DELETE FROM cmids WHERE last_seen < ?1")};
     sqlite3_bind_int64(s.s, 1, ticks(before));
     if (sqlite3_step(s.s) != SQLITE_DONE) fail("expire");
@@ -327,7 +380,10 @@ void SqliteCmidStore::expire(FileTime before) {
 void SqliteCmidStore::record_request(const std::string& kms_id, std::uint32_t license_status, const std::string& result,
                                      std::uint32_t count, std::uint32_t n_policy, FileTime t) {
     std::lock_guard lock(mu_);
-    ++pending_stats_[{kms_id, license_status, result}];
+    // Bounded while the database refuses writes: clients choose the KMS IDs.
+    auto key = std::make_tuple(kms_id, license_status, result);
+    if (pending_stats_.size() >= kMaxPendingStats && !pending_stats_.count(key)) return;
+    ++pending_stats_[key];
     if (result == "ok") pending_last_[kms_id] = Last{count, n_policy, t.unix_seconds()};
 }
 

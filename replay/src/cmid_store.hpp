@@ -12,12 +12,14 @@
 #include <sqlite3.h>
 #include <sys/types.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -99,14 +101,23 @@ public:
     void check_path();
     /// The WAL's size limit after a checkpoint (PRAGMA journal_size_limit).
     static constexpr std::int64_t kWalSizeLimit = 16 << 20;
+    /// WAL frames (pages) after which the checkpointer is woken, and after which the committing
+    /// connection checkpoints itself (the checkpointer fell behind): the WAL stays under 64 MiB.
+    static constexpr int kCheckpointFrames = 4096;
+    static constexpr int kForceCheckpointFrames = 12000;
     /// How long a write waits for another process's lock before the request is refused.
     static constexpr int kBusyTimeoutMs = 2000;
+    /// Distinct statistics rows kept in memory while they cannot be written.
+    static constexpr std::size_t kMaxPendingStats = 4096;
     /// Writes between two checks of the path (besides the check at most every second).
     static constexpr unsigned kCheckEvery = 256;
 
 private:
     void open_db();
     void close_db();
+    void start_checkpointer();
+    void stop_checkpointer();
+    static int on_wal(void* self, sqlite3* db, const char* name, int frames);
     void exec(const char* sql);
     sqlite3_stmt* prepare(const char* sql);
     void begin();
@@ -144,6 +155,12 @@ private:
     std::map<std::string, Last> pending_last_;
     std::string flush_locked();
     std::function<void(const std::string&)> event_;
+    // Checkpoints run on a thread with its own connection, so that copying pages into the database
+    // file (and its fsync) does not stall the event loop; the committing connection only wakes it.
+    std::thread checkpointer_;
+    std::mutex ck_mu_;
+    std::condition_variable ck_cv_;
+    bool ck_wanted_ = false, ck_stop_ = false;
 };
 
 /// The genuine host's count (distinct CMIDs of 30 days, capped at 2 x N policy, as the core's

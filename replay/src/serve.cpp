@@ -338,7 +338,10 @@ server::Output Worker::refuse_unstored(ByteView bytes, const std::string& why) {
     rec.call_id = pdu->header.call_id;
     auto ndr = rpc::infer_request_ndr(body->stub);
     if (ndr) {
-        if (auto stub = rpc::parse_request_stub(body->stub, *ndr)) rec.version = kms::peek_version(stub->message);
+        if (auto stub = rpc::parse_request_stub(body->stub, *ndr)) {
+            rec.version = kms::peek_version(stub->message);
+            if (auto decoded = kms::decode_request(stub->message)) rec.request = decoded->base;  // for the log
+        }
         rec.hresult = kHrInvalidData;
         out.bytes = rpc::build_response(rpc::flag::kFirstLast, rec.call_id, body->context_id,
                                         rpc::build_error_stub(kHrInvalidData, *ndr));
