@@ -97,9 +97,11 @@ for victims in (["kms.db"], ["kms.db", "kms.db-wal", "kms.db-shm"]):
     acks = os.path.join(sub, "acks")
     srv = Server("--count-policy", "genuine", "--db", db, "--quiet", workdir=sub)
     load = subprocess.Popen([KMS_REPLAY, "send", CAP, "--to", srv.v4, "--vary-cmid", "--ack-file", acks,
-                             "--concurrency", "2", "--duration", "4", "--timeout", "5", "--quiet"],
+                             "--concurrency", "2", "--duration", "6", "--timeout", "5", "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(1.0)
+    end = time.time() + 10
+    while time.time() < end and (not os.path.exists(acks) or sum(1 for _ in open(acks)) < 50):
+        time.sleep(0.05)  # until some CMIDs were acknowledged into the file about to be deleted
     before = sum(1 for _ in open(acks))
     for v in victims:
         try:
@@ -110,7 +112,7 @@ for victims in (["kms.db"], ["kms.db", "kms.db-wal", "kms.db-shm"]):
     acked = open(acks).read().split()
     log = srv.log()
     srv.stop()
-    check(before > 10 and len(acked) > before, f"rm {victims}: load before ({before}) and after ({len(acked)})")
+    check(before >= 50 and len(acked) > before, f"rm {victims}: load before ({before}) and after ({len(acked)})")
     check("was deleted while serving" in log, f"rm {victims}: deletion not logged:\n{log[-2000:]}")
     check("recreated it at the same path" in log, f"rm {victims}: recovery not logged:\n{log[-2000:]}")
     check(os.path.exists(db), f"rm {victims}: database not recreated")
