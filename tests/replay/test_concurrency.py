@@ -2,11 +2,10 @@
 being served; then every held connection sends a request and gets a verified-size answer."""
 import resource
 import socket
-import struct
 import subprocess
 import time
 
-from replaylib import KMS_REPLAY, Server, capture, check, finish, pdus
+from replaylib import KMS_REPLAY, Server, capture, check, finish, pdus, read_pdu
 
 N = 1000
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -18,22 +17,6 @@ check(soft >= want, f"RLIMIT_NOFILE {soft} too low for {N} connections")
 
 GOOD = capture("vlmcs-vlmcsd-v6-server2019dc-N0-B0-2req.pcapng")
 BIND, REQ = [b for c, d, b in pdus(GOOD) if c == 0 and d == "C"][:2]
-
-
-def read_pdu(s):
-    buf = b""
-    while len(buf) < 16:
-        chunk = s.recv(16 - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    n = struct.unpack_from("<H", buf, 8)[0]
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
 
 
 with Server("--max-connections", str(N + 100), "--idle-timeout", "120", "--quiet") as srv:

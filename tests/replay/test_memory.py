@@ -9,7 +9,7 @@ import socket
 import struct
 import time
 
-from replaylib import Server, capture, check, finish, pdus
+from replaylib import Server, capture, check, finish, pdus, read_pdu
 
 N = 1000
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -22,22 +22,6 @@ STUB = 60000
 # A single-fragment request on context 0 (bound by BIND) whose stub is not a KMS request.
 BIG = struct.pack("<BBBB4sHHI", 5, 0, 0, 3, b"\x10\0\0\0", 24 + STUB, 0, 2) + struct.pack("<IHH", STUB, 0, 0) + \
     b"\0" * STUB
-
-
-def read_pdu(s):
-    buf = b""
-    while len(buf) < 16:
-        chunk = s.recv(16 - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    n = struct.unpack_from("<H", buf, 8)[0]
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
 
 
 def rss_kib(pid):
