@@ -1,7 +1,7 @@
 // Throughput of the protocol core on one core: what the analyzer pays per captured exchange, what the
 // server pays per answered request, and the crypto primitives underneath. Every exchange-level benchmark
-// reports items_per_second = exchanges per second. Inputs are the facts sheet vectors (section 12.3 messages,
-// section 12.5 sessions A/B/C), checked once before timing so a benchmark never measures a failure path.
+// reports items_per_second = exchanges per second. Inputs are the docs/protocol.md vectors (§12.3 messages,
+// §12.5 sessions A/B/C), checked once before timing so a benchmark never measures a failure path.
 #include <benchmark/benchmark.h>
 
 #include <array>

@@ -3,7 +3,7 @@
 run on this machine with `kms-replay send` as the load generator (loopback only).
 
     bench/replay/run_bench.py --kms-replay BUILD/replay/kms-replay \
-        [--vlmcsd /work/scratch/vlmcsd/bin/vlmcsd] [--pykms /work/scratch/py-kms/py-kms] [--duration 5]
+        [--vlmcsd /path/to/vlmcsd/bin/vlmcsd] [--pykms /path/to/py-kms/py-kms] [--duration 5]
 
 The peers are NOT built here: pass the paths of binaries built elsewhere (see README.md). Two loads:
   new-conn  one activation per TCP connection (bind + v6 request), capture vlmcs-pykms-v6-win10pro-1req

@@ -1,4 +1,4 @@
-// Block ciphers, CBC, the v4 MAC and the hash-based helpers of the KMS protocol (kms-protocol.md §6.2, §7, §8.4).
+// Block ciphers, CBC, the v4 MAC and the hash-based helpers of the KMS protocol (docs/protocol.md §6.2, §7, §8.4).
 //
 // Layout of this file:
 //   1. Portable Rijndael (128-bit block, Nk = 4 or 5): S-box tables, key expansion, cipher and inverse cipher.

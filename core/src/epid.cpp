@@ -18,9 +18,9 @@ constexpr std::int64_t unix_date(int y, unsigned m, unsigned d) {
            86400;
 }
 
-// §9.2 CSVLK table (vlmcsd's six families, index order), then the two py-kms-only families.
-// Office2021 and Office2024: neither the facts sheet nor kms-products.md gives their own numbers
-// (kms-products.md only says py-kms's Office2024 range copies Office 2019's and has no release date),
+// docs/protocol.md §9.2 CSVLK table (vlmcsd's six families, index order), then the two py-kms-only families.
+// Office2021 and Office2024: neither docs/protocol.md nor the product sources (data/README.md) give their
+// own numbers (py-kms's Office2024 range copies Office 2019's and has no release date),
 // so both use Office2019's group, key-id range and release date here.
 constexpr CsvlkFamily kFamilies[] = {
     {"Windows", 206, 551000000, 570999999, unix_date(2018, 10, 2)},

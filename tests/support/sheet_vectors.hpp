@@ -1,4 +1,4 @@
-// Hex vectors from the facts sheet (kms-protocol.md sections 12.2, 12.3 and 12.5), copied verbatim.
+// Hex vectors of docs/protocol.md §12.2, §12.3 and §12.5, copied verbatim.
 // Section 12.5 sessions are listed PDU by PDU in wire order; "C" = client to server, "S" = server to client.
 #pragma once
 

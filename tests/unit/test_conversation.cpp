@@ -1,4 +1,4 @@
-// The conversation model on the facts sheet's sessions: the same events whatever the chunking,
+// The conversation model on the sessions of docs/protocol.md §12.5: the same events whatever the chunking,
 // pairing by call id, verdicts, HRESULTs, faults and diagnostics.
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // Known-answer and consistency tests for kmscope/crypto.hpp: FIPS-197, the primitive vectors of
-// kms-protocol.md §7 and §12.4, the message-level examples of §12.3 and the genuine Windows request of §12.2.
+// docs/protocol.md §7 and §12.4, the message-level examples of §12.3 and the genuine Windows request of §12.2.
 // Every block-cipher test runs once per implementation (Portable, AesNi).
 
 #include <gtest/gtest.h>
@@ -51,7 +51,7 @@ std::string impl_name(Impl impl) {
     return "?";
 }
 
-// ---- Vectors (kms-protocol.md) -----------------------------------------------------------------
+// ---- Vectors (docs/protocol.md) ----------------------------------------------------------------
 
 // §12.2 genuine Windows Server 2022 request PDU (292 bytes); the KMS message starts at PDU offset 32.
 constexpr std::string_view kGenuinePdu =

@@ -1,4 +1,4 @@
-// ePID parsing/formatting/plausibility/generation and HwId (facts sheet §9).
+// ePID parsing/formatting/plausibility/generation and HwId (docs/protocol.md §9).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -11,7 +11,7 @@
 namespace kmscope {
 namespace {
 
-// Every ePID in /work/shared/kms-protocol.md.
+// Every ePID in docs/protocol.md.
 const char* const kFactsSheetEpids[] = {
     "06401-00206-271-392041-03-1033-9600.0000-3652013",  // §9.1 example
     "03612-00206-556-123727-03-1033-17763.0000-2972018", "03612-00096-199-799188-03-1033-17763.0000-2972018",

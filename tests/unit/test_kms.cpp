@@ -1,5 +1,5 @@
-// KMS message layer against the facts sheet's worked examples (section 12.3) and the genuine
-// Windows Server 2022 request (section 12.2): decoding, verification, byte-exact construction.
+// KMS message layer against the worked examples of docs/protocol.md §12.3 and the genuine
+// Windows Server 2022 request (§12.2): decoding, verification, byte-exact construction.
 #include <gtest/gtest.h>
 
 #include "kmscope/kms.hpp"

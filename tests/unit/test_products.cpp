@@ -17,8 +17,8 @@ Guid G(const char* text) {
     return g.value_or(Guid{});
 }
 
-// Facts sheet §10.6, with the table's full names (they contain the sheet's words); N and protocol as the
-// sheet gives them (0 = "–").
+// docs/protocol.md §10.6, with the table's full names (they contain the document's words); N and protocol
+// as the document gives them (0 = "–").
 struct Representative {
     ProductKind kind;
     const char* guid;

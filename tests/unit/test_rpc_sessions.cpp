@@ -1,4 +1,4 @@
-// The facts sheet's loopback sessions (section 12.5: vlmcs against vlmcsd and py-kms): every PDU
+// The loopback sessions of docs/protocol.md §12.5 (vlmcs against vlmcsd and py-kms): every PDU
 // parses and rebuilds byte for byte, and our server policy, given vlmcsd's identity and random
 // choices, answers with vlmcsd's exact bytes.
 #include <gtest/gtest.h>

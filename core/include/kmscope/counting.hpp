@@ -1,4 +1,4 @@
-// The count a genuine KMS host reports (facts sheet section 10.4): distinct client machine IDs seen per
+// The count a genuine KMS host reports (docs/protocol.md §10.4): distinct client machine IDs seen per
 // KMS ID within the last 30 days, never more than twice the requesting client's N policy. The store
 // is an interface so that the server can keep it in a database and the analyzer in memory.
 #pragma once

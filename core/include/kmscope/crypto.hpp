@@ -1,4 +1,4 @@
-// Cryptographic primitives of the KMS protocol (kms-protocol.md §6.2, §7, §8.4): the three block ciphers
+// Cryptographic primitives of the KMS protocol (docs/protocol.md §6.2, §7, §8.4): the three block ciphers
 // (Rijndael-128/160 for the v4 MAC, plain AES-128 for v5, AES-128 with the modified key schedule for v6) with a
 // portable and an AES-NI implementation chosen at run time, CBC mode, the v4 CBC-MAC, SHA-256/HMAC-SHA256 via
 // OpenSSL, the v6 time-slot HMAC key and PKCS#7 padding. All keys are public constants, so nothing here tries to

@@ -1,4 +1,4 @@
-// DCE/RPC connection-oriented PDUs as KMS uses them (facts sheet section 2): parsing and building of
+// DCE/RPC connection-oriented PDUs as KMS uses them (docs/protocol.md §2): parsing and building of
 // bind, bind_ack, bind_nak, alter_context, alter_context_resp, request, response and fault.
 #pragma once
 

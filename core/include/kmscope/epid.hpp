@@ -1,4 +1,4 @@
-// The KMS host's extended PID (ePID) and hardware ID (facts sheet §9): strict parsing and formatting of
+// The KMS host's extended PID (ePID) and hardware ID (docs/protocol.md §9): strict parsing and formatting of
 // "PPPPP-GGGGG-KKK-KKKKKK-03-LLLL-BBBBB.0000-DDDYYYY", plausibility notes for dissectors, the CSVLK and
 // host-build tables of §9.2, and emulator-compatible ePID generation with injected randomness.
 #pragma once

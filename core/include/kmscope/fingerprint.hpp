@@ -1,4 +1,4 @@
-// Server fingerprinting (facts sheet section 11.5): which implementation answered, from the tells
+// Server fingerprinting (docs/protocol.md §11.5): which implementation answered, from the tells
 // emulators leave in bind answers, faults and responses. Shared by the dissector and the analyzer.
 #pragma once
 

@@ -1,4 +1,4 @@
-// KMS messages v4 / v5 / v6 (facts sheet sections 3-8): base request and response, the v4 MAC
+// KMS messages v4 / v5 / v6 (docs/protocol.md §3-§8): base request and response, the v4 MAC
 // envelope, the v5/v6 encrypted envelopes, client-side verification and server-side construction.
 #pragma once
 

@@ -1,4 +1,4 @@
-// NDR32 / NDR64 framing of the RequestActivation stub (facts sheet sections 2.6, 2.7).
+// NDR32 / NDR64 framing of the RequestActivation stub (docs/protocol.md §2.6, §2.7).
 #pragma once
 
 #include <cstdint>

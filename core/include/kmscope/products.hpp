@@ -1,4 +1,4 @@
-// Product identities of the KMS protocol (facts sheet §10): the three application IDs, the KMS counted
+// Product identities of the KMS protocol (docs/protocol.md §10): the three application IDs, the KMS counted
 // IDs and the SKU / activation IDs, with the N count policy, protocol version and ePID (CSVLK) family of
 // each. The built-in table is compiled in from data/products.csv; users can merge their own CSV on top.
 // Unknown GUIDs are never an error anywhere: lookups return nullptr and names fall back to the GUID text.

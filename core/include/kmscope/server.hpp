@@ -1,5 +1,5 @@
 // The server policy: request PDU bytes + configuration + clock + randomness -> answer bytes, the way
-// a KMS host answers (facts sheet sections 2.4-2.9, 6.3, 8.3, 10.4, 11.1). No sockets: the front end
+// a KMS host answers (docs/protocol.md §2.4-§2.9, §6.3, §8.3, §10.4, §11.1). No sockets: the front end
 // owns the connection and passes bytes in and out.
 #pragma once
 

@@ -1,5 +1,5 @@
 // Names of the status codes seen around KMS: HRESULTs in response stubs and client logs, and the
-// NCA status codes of DCE/RPC faults (facts sheet section 11).
+// NCA status codes of DCE/RPC faults (docs/protocol.md §11).
 #pragma once
 
 #include <cstdint>
