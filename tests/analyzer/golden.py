@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Golden outputs of kms-analyze for every capture in captures/ (JSON lines and table), plus the
-manifest check (tests/tools/check_manifest.py, a copy of the team's tool) of every capture's JSON output.
+manifest check (tests/tools/check_manifest.py, vendored) of every capture's JSON output.
 
 usage: golden.py ANALYZER CAPTURES_DIR [--update]
 Runs ANALYZER in CAPTURES_DIR on each capture named in MANIFEST.json, with --format json and with the
