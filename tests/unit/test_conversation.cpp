@@ -79,7 +79,8 @@ std::string summary(const Exchange& e) {
     std::string s = std::to_string(e.call_id) + "/" + std::to_string(e.context_id) + "/" +
                     (e.ndr ? rpc::ndr_name(*e.ndr) : "-") + "/" + outcome_name(e.outcome);
     if (e.request) s.append("/").append(e.request->base.cmid.to_string());
-    if (e.response) s.append("/").append(e.response->base.epid).append("/").append(std::to_string(e.response->base.count));
+    if (e.response)
+        s.append("/").append(e.response->base.epid).append("/").append(std::to_string(e.response->base.count));
     if (e.hresult) s.append("/").append(hex32(*e.hresult));
     for (auto c : e.verdict.failed) s.append("/!").append(kms::check_name(c));
     return s;
