@@ -26,6 +26,12 @@ void MemoryCmidStore::expire(FileTime before) {
     }
 }
 
+std::uint64_t CmidStore::touch_and_count(const Guid& kms_id, const Guid& cmid, FileTime t, FileTime since,
+                                         std::uint64_t limit) {
+    touch(kms_id, cmid, t);
+    return std::min(count_since(kms_id, since), limit);
+}
+
 std::vector<Guid> MemoryCmidStore::kms_ids() const {
     std::lock_guard lock(mu_);
     std::vector<Guid> out;
@@ -33,15 +39,23 @@ std::vector<Guid> MemoryCmidStore::kms_ids() const {
     return out;
 }
 
+namespace {
+// The genuine host's window and cap (docs/protocol.md §10.4).
+FileTime window_start(FileTime now) {
+    return FileTime{now.ticks > kCmidLifetimeTicks ? now.ticks - kCmidLifetimeTicks : 0};
+}
+std::uint64_t count_cap(std::uint32_t n_policy) {
+    return 2ull * n_policy;
+}
+}  // namespace
+
 std::uint32_t genuine_count(CmidStore& store, const Guid& kms_id, std::uint32_t n_policy, FileTime now) {
-    FileTime since{now.ticks > kCmidLifetimeTicks ? now.ticks - kCmidLifetimeTicks : 0};
-    std::uint64_t n = store.count_since(kms_id, since);
-    return static_cast<std::uint32_t>(std::min<std::uint64_t>(n, 2ull * n_policy));
+    return static_cast<std::uint32_t>(std::min(store.count_since(kms_id, window_start(now)), count_cap(n_policy)));
 }
 
 std::uint32_t GenuineCountPolicy::count_for(const kms::BaseRequest& request, FileTime now) {
-    store_.touch(request.kms_id, request.cmid, now);
-    return genuine_count(store_, request.kms_id, request.n_policy, now);
+    return static_cast<std::uint32_t>(
+        store_.touch_and_count(request.kms_id, request.cmid, now, window_start(now), count_cap(request.n_policy)));
 }
 
 }  // namespace kmscope

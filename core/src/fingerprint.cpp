@@ -9,7 +9,6 @@ namespace kmscope {
 
 namespace {
 constexpr std::uint32_t kPykmsAssocGroup = 0x1063bf3f;
-const HwId kPykmsOldHwId{{0x36, 0x4F, 0x46, 0x3A, 0x88, 0x63, 0xD3, 0x5F}};
 }  // namespace
 
 const char* server_impl_name(ServerImpl impl) {

@@ -87,7 +87,11 @@ KmsAnswer answer_kms_request(ServerContext& ctx, ByteView message, const Clock& 
     kms::ResponseFields fields;
     fields.epid = identity.epid;
     fields.hwid = identity.hwid;
-    fields.count = ctx.counts->count_for(req.base, a.record.time);
+    try {
+        fields.count = ctx.counts->count_for(req.base, a.record.time);
+    } catch (const CountUnavailable& e) {
+        return refuse(kHrInvalidData, std::string("count not recorded, request not acknowledged: ") + e.what());
+    }
     fields.activation_interval = identity.activation_interval.value_or(ctx.config.activation_interval);
     fields.renewal_interval = identity.renewal_interval.value_or(ctx.config.renewal_interval);
     a.message = kms::build_response_message(req, fields, rng);

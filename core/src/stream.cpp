@@ -36,6 +36,13 @@ std::optional<Frame> StreamFramer::next() {
     f.bytes.assign(avail.begin(), avail.begin() + header->frag_length);
     read_pos_ += header->frag_length;
     consumed_ += header->frag_length;
+    if (read_pos_ == buffer_.size()) {  // everything consumed: start afresh (no compaction needed)
+        if (buffer_.capacity() > kKeptCapacity)
+            Bytes().swap(buffer_);
+        else
+            buffer_.clear();
+        read_pos_ = 0;
+    }
     return f;
 }
 

@@ -481,10 +481,4 @@ std::vector<std::pair<std::string, std::string>> SqliteCmidStore::cmids() {
     return out;
 }
 
-std::uint32_t SqliteCountPolicy::count_for(const kms::BaseRequest& request, FileTime now) {
-    FileTime since{now.ticks > kCmidLifetimeTicks ? now.ticks - kCmidLifetimeTicks : 0};
-    return static_cast<std::uint32_t>(
-        store_.touch_and_count(request.kms_id, request.cmid, now, since, 2ull * request.n_policy));
-}
-
 }  // namespace kmscope::replay

@@ -31,10 +31,11 @@ namespace kmscope::replay {
 enum class SyncMode { Full, Normal };
 
 /// The database cannot take the write now (full disk, lock held too long, file deleted...): the
-/// request must be refused with an error answer, never acknowledged.
-class StoreUnavailable : public std::runtime_error {
+/// request must be refused with an error answer, never acknowledged. The core's server does that for a
+/// count policy that throws it (server::CountUnavailable).
+class StoreUnavailable : public server::CountUnavailable {
 public:
-    using std::runtime_error::runtime_error;
+    using server::CountUnavailable::CountUnavailable;
 };
 
 /// One row of the request statistics.
@@ -67,11 +68,11 @@ public:
     std::uint64_t count_since(const Guid& kms_id, FileTime since) override;
     void expire(FileTime before) override;
 
-    /// Records `cmid` for `kms_id` at `t` and returns min(distinct CMIDs seen since `since`, `limit`),
-    /// in one transaction. The scan is bounded by `limit` (the 2 x N cap), not by the table's size.
-    /// Throws StoreUnavailable when the write cannot be committed.
+    /// In one transaction, with the scan bounded by `limit` (the 2 x N cap of the core's
+    /// GenuineCountPolicy), not by the table's size. Throws StoreUnavailable when the write cannot be
+    /// committed.
     std::uint64_t touch_and_count(const Guid& kms_id, const Guid& cmid, FileTime t, FileTime since,
-                                  std::uint64_t limit);
+                                  std::uint64_t limit) override;
     /// Counts one answered or refused request: kept in memory until the next end_batch() (or flush()),
     /// so that a batch of requests costs one statistics transaction, not one each.
     void record_request(const std::string& kms_id, std::uint32_t license_status, const std::string& result,
@@ -161,17 +162,6 @@ private:
     std::mutex ck_mu_;
     std::condition_variable ck_cv_;
     bool ck_wanted_ = false, ck_stop_ = false;
-};
-
-/// The genuine host's count (distinct CMIDs of 30 days, capped at 2 x N policy, as the core's
-/// GenuineCountPolicy) in one bounded transaction of the SQLite store.
-class SqliteCountPolicy final : public server::CountPolicy {
-public:
-    explicit SqliteCountPolicy(SqliteCmidStore& store) : store_(store) {}
-    std::uint32_t count_for(const kms::BaseRequest& request, FileTime now) override;
-
-private:
-    SqliteCmidStore& store_;
 };
 
 }  // namespace kmscope::replay

@@ -13,9 +13,6 @@
 namespace kmscope::replay {
 
 namespace {
-// HwIds the core's fingerprint (and the protocol reference, docs/protocol.md §9.3) attributes to an
-// emulator: a generated identity must never be one of them.
-constexpr HwId kPykmsOldHwId{{0x36, 0x4F, 0x46, 0x3A, 0x88, 0x63, 0xD3, 0x5F}};
 
 std::string env_or_empty(const char* name) {
     const char* v = std::getenv(name);
@@ -64,7 +61,8 @@ StoredIdentity generate_identity(std::uint32_t host_build, std::uint32_t lcid, F
     StoredIdentity id;
     id.host_build = host_build;
     id.lcid = lcid;
-    // 8 opaque bytes (clients do not validate them); bounded retry in the 2^-63 case of an emulator default.
+    // 8 opaque bytes (clients do not validate them); bounded retry in the 2^-63 case of one of the HwIds
+    // the core's fingerprint attributes to an emulator (kVlmcsdDefaultHwId, kPykmsOldHwId).
     for (int i = 0; i < 8; ++i) {
         rng.fill(id.hwid.bytes);
         if (id.hwid != kVlmcsdDefaultHwId && id.hwid != kPykmsOldHwId && id.hwid != HwId{}) break;

@@ -194,21 +194,23 @@ std::vector<std::string> validate(const ServeOptions& o) {
     return p;
 }
 
-std::vector<std::string> restart_only_changes(const ServeOptions& a, const ServeOptions& b) {
-    std::vector<std::string> out;
-    auto diff = [&](bool differs, const char* name) {
-        if (differs) out.emplace_back(name);
+std::vector<std::string> keep_restart_only(const ServeOptions& running, ServeOptions& next) {
+    std::vector<std::string> changed;
+    auto keep = [&](auto member, const char* name) {
+        if (next.*member == running.*member) return;
+        changed.emplace_back(name);
+        next.*member = running.*member;
     };
-    diff(a.listen != b.listen, "listen");
-    diff(a.port != b.port, "port");
-    diff(a.threads != b.threads, "threads");
-    diff(a.daemon != b.daemon, "daemon");
-    diff(a.pid_file != b.pid_file, "pid-file");
-    diff(a.ready_file != b.ready_file, "ready-file");
-    diff(a.db != b.db, "db");
-    diff(a.db_sync != b.db_sync, "db-sync");
-    diff(a.state_dir != b.state_dir, "state-dir");
-    return out;
+    keep(&ServeOptions::listen, "listen");
+    keep(&ServeOptions::port, "port");
+    keep(&ServeOptions::threads, "threads");
+    keep(&ServeOptions::daemon, "daemon");
+    keep(&ServeOptions::pid_file, "pid-file");
+    keep(&ServeOptions::ready_file, "ready-file");
+    keep(&ServeOptions::db, "db");
+    keep(&ServeOptions::db_sync, "db-sync");
+    keep(&ServeOptions::state_dir, "state-dir");
+    return changed;
 }
 
 }  // namespace kmscope::replay

@@ -58,8 +58,8 @@ struct ServeOptions {
 std::string load_ini(const std::string& path, ServeOptions& opts);
 /// Checks values that CLI11 cannot (policy names, formats); returns error sentences.
 std::vector<std::string> validate(const ServeOptions& opts);
-/// The options a SIGHUP cannot apply (listen addresses, threads, database, ...): the names of those that
-/// differ between `a` and `b`.
-std::vector<std::string> restart_only_changes(const ServeOptions& a, const ServeOptions& b);
+/// The options a SIGHUP cannot apply (listen addresses, threads, database, ...): sets those of `next`
+/// back to the `running` values and returns the names of those that differed.
+std::vector<std::string> keep_restart_only(const ServeOptions& running, ServeOptions& next);
 
 }  // namespace kmscope::replay

@@ -28,7 +28,6 @@
 #include "identity.hpp"
 #include "kmscope/counting.hpp"
 #include "kmscope/server.hpp"
-#include "kmscope/status.hpp"
 #include "recorded.hpp"
 #include "recorded_server.hpp"
 #include "util.hpp"
@@ -45,10 +44,6 @@ struct Conn {
     SockAddr peer;
     std::string peer_text;
     std::unique_ptr<server::ServerConnection> sc;
-    // The connection frames its own PDUs (not ServerConnection::on_bytes) so that a request the
-    // database cannot take is answered with an error, PDU by PDU, and the buffer of a large PDU is
-    // released once it is consumed.
-    rpc::StreamFramer framer;
     Bytes out;
     std::size_t out_pos = 0;
     std::uint32_t events = 0;      // the epoll events currently asked for
@@ -56,7 +51,6 @@ struct Conn {
     bool closing = false;          // close once `out` is flushed
     bool held = false;             // answers wait for the database sync of this batch
     Worker* worker = nullptr;
-    bool partial() const { return framer.buffered() > 0 || sc->partial(); }
 };
 
 struct Worker {
@@ -75,7 +69,6 @@ struct Worker {
     void listen();
     void pause_accept(int err);
     void release_held();
-    server::Output refuse_unstored(ByteView pdu, const std::string& why);
 
     void on_accept(int lfd);
     void on_io(Conn* c, std::uint32_t events);
@@ -266,7 +259,6 @@ void Worker::on_accept(int lfd) {
         std::uint32_t group = 0;
         while (group == 0) group = rng.u32();
         c->sc = std::make_unique<server::ServerConnection>(srv->ctx, group, local.port());
-        c->framer = rpc::StreamFramer(srv->ctx.config.limits);
         c->deadline_ns = mono_ns() + srv->idle_ns;
         c->worker = this;
         c->events = EPOLLIN;
@@ -318,39 +310,6 @@ void Worker::pause_accept(int err) {
     srv->log->event("-", line);
     srv->accept_logged_ns = now;
     srv->accept_suppressed = 0;
-}
-
-server::Output Worker::refuse_unstored(ByteView bytes, const std::string& why) {
-    // The request was decoded and its CMID could not be committed: it is not acknowledged. The client
-    // gets the host's answer for an internal failure, ERROR_INVALID_DATA in the response stub
-    // (docs/protocol.md §11.1), or when the stub's NDR cannot be told, a nca_s_server_too_busy fault.
-    server::Output out;
-    server::ActivationRecord rec;
-    rec.time = srv->clock.now();
-    rec.reason = "database unavailable, request not acknowledged: " + why;
-    auto pdu = rpc::parse_pdu(bytes, 0, srv->ctx.config.limits);
-    const auto* body = pdu ? std::get_if<rpc::RequestBody>(&pdu->body) : nullptr;
-    if (!body) {
-        out.close = true;
-        out.log.push_back(rec.reason);
-        return out;
-    }
-    rec.call_id = pdu->header.call_id;
-    auto ndr = rpc::infer_request_ndr(body->stub);
-    if (ndr) {
-        if (auto stub = rpc::parse_request_stub(body->stub, *ndr)) {
-            rec.version = kms::peek_version(stub->message);
-            if (auto decoded = kms::decode_request(stub->message)) rec.request = decoded->base;  // for the log
-        }
-        rec.hresult = kHrInvalidData;
-        out.bytes = rpc::build_response(rpc::flag::kFirstLast, rec.call_id, body->context_id,
-                                        rpc::build_error_stub(kHrInvalidData, *ndr));
-    } else {
-        rec.fault = 0x1C010014;  // nca_s_server_too_busy
-        out.bytes = rpc::build_fault(rec.call_id, body->context_id, rec.fault);
-    }
-    out.activations.push_back(std::move(rec));
-    return out;
 }
 
 void Worker::release_held() {
@@ -438,36 +397,20 @@ void Worker::read_some(Conn* c) {
         }
         if (n == 0) {
             // The client is done sending (closed or half-closed): deliver what is owed, then close.
-            if (c->partial()) srv->log->event(c->peer_text, "client closed in the middle of a PDU; nothing to answer");
+            if (c->sc->partial())
+                srv->log->event(c->peer_text, "client closed in the middle of a PDU; nothing to answer");
             c->closing = true;
             break;
         }
+        // A request whose CMID the database cannot take is refused by the core with an error answer
+        // (server::CountUnavailable); the framer gives a large PDU's buffer back once it is consumed.
         server::Output out;
-        c->framer.feed(ByteView(buf, static_cast<std::size_t>(n)));
-        while (auto frame = c->framer.next()) {
-            server::Output one;
-            try {
-                one = c->sc->on_pdu(frame->bytes, srv->clock, rng);
-            } catch (const StoreUnavailable& e) {
-                one = refuse_unstored(frame->bytes, e.what());
-            } catch (const std::exception& e) {
-                close_conn(c, std::string("internal error, request not answered: ") + e.what());
-                return;
-            }
-            out.bytes.insert(out.bytes.end(), one.bytes.begin(), one.bytes.end());
-            for (auto& a : one.activations) out.activations.push_back(std::move(a));
-            for (auto& l : one.log) out.log.push_back(std::move(l));
-            if (one.close) {
-                out.close = true;
-                break;
-            }
+        try {
+            out = c->sc->on_bytes(ByteView(buf, static_cast<std::size_t>(n)), srv->clock, rng);
+        } catch (const std::exception& e) {
+            close_conn(c, std::string("internal error, request not answered: ") + e.what());
+            return;
         }
-        if (!out.close && c->framer.error()) {
-            out.log.push_back("closing: not DCE/RPC: " + c->framer.error()->to_string());
-            out.close = true;
-        }
-        // Nothing buffered: start afresh, so a large PDU's buffer is not kept for the connection's life.
-        if (c->framer.buffered() == 0 && !c->framer.error()) c->framer = rpc::StreamFramer(srv->ctx.config.limits);
         for (const auto& rec : out.activations) srv->record(c->peer_text, rec);
         for (const auto& line : out.log)
             // "call N: ..." lines repeat a fault or HRESULT that the activation record above already logged.
@@ -548,7 +491,7 @@ void Worker::sweep() {
         if (now >= c->deadline_ns) late.push_back(c.get());
     for (Conn* c : late) {
         std::string why = "idle timeout";
-        if (c->partial()) why += " with a partial PDU";
+        if (c->sc->partial()) why += " with a partial PDU";
         if (c->out_pos < c->out.size()) why += " while the client did not read its answers";
         close_conn(c, why);
     }
@@ -674,7 +617,7 @@ bool Server::configure(const ServeOptions& o, server::ServerContext& cx, std::ve
     cx.identity = server::HostIdentity::create(c, clock.now(), rng);  // every family configured: a copy
 
     if (o.count_policy == "genuine")
-        cx.counts = std::make_shared<SqliteCountPolicy>(*db);
+        cx.counts = std::make_shared<GenuineCountPolicy>(*db);
     else
         cx.counts = std::make_shared<server::FixedCountPolicy>(o.fixed_count);
     if (!o.from.empty()) {
@@ -801,17 +744,8 @@ void Server::reload() {
         return;
     }
     // Options a reload cannot apply keep their running values (and say so).
-    for (const auto& name : restart_only_changes(opts, next))
+    for (const auto& name : keep_restart_only(opts, next))
         log->event("-", "reload: " + name + " changed; it takes effect at the next restart");
-    next.listen = opts.listen;
-    next.port = opts.port;
-    next.threads = opts.threads;
-    next.daemon = opts.daemon;
-    next.pid_file = opts.pid_file;
-    next.ready_file = opts.ready_file;
-    next.db = opts.db;
-    next.db_sync = opts.db_sync;
-    next.state_dir = opts.state_dir;
     if (auto warning = cap_connections(next); !warning.empty()) log->event("-", "reload: warning: " + warning);
     server::ServerContext fresh;
     std::vector<Cidr> nets;
@@ -867,7 +801,7 @@ int Server::run() {
         }
         try {
             if (!opts.db.empty()) open_db();
-            if (opts.count_policy == "genuine") ctx.counts = std::make_shared<SqliteCountPolicy>(*db);
+            if (opts.count_policy == "genuine") ctx.counts = std::make_shared<GenuineCountPolicy>(*db);
         } catch (const std::exception& e) {
             log->event("-", std::string("cannot open the database after detaching: ") + e.what());
             report_start(started_fd, 2);

@@ -159,7 +159,7 @@ TEST(ReplayCmidStore, NoStatementHoldsASnapshot) {
     kms::BaseRequest req;
     req.kms_id = guid(0xAA);
     req.n_policy = 25;
-    SqliteCountPolicy policy(store);
+    GenuineCountPolicy policy(store);
     for (std::uint8_t i = 1; i <= 20; ++i) {
         req.cmid = guid(i);
         EXPECT_EQ(policy.count_for(req, t0), 2u * i - 1);
@@ -187,7 +187,7 @@ TEST(ReplayCmidStore, BoundedCountEqualsGenuineCount) {
     const auto t0 = FileTime::from_unix(1800000000);
     SqliteCmidStore store(path);
     MemoryCmidStore memory;
-    SqliteCountPolicy sqlite_policy(store);
+    GenuineCountPolicy sqlite_policy(store);
     GenuineCountPolicy memory_policy(memory);
     kms::BaseRequest req;
     req.kms_id = guid(0xAB);
@@ -387,7 +387,10 @@ TEST(ReplayOptions, EmptyHwIdMeansGenerated) {
     b.threads = 4;
     b.fixed_count = 9;
     b.listen = {"127.0.0.1:1"};
-    EXPECT_EQ(restart_only_changes(a, b), (std::vector<std::string>{"listen", "threads"}));
+    EXPECT_EQ(keep_restart_only(a, b), (std::vector<std::string>{"listen", "threads"}));
+    EXPECT_EQ(b.threads, a.threads);  // the running values stay
+    EXPECT_EQ(b.listen, a.listen);
+    EXPECT_EQ(b.fixed_count, 9u);  // a reload applies the rest
 }
 
 }  // namespace

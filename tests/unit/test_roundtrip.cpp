@@ -162,6 +162,30 @@ TEST(ClientServer, ServerRefusalsCarryTheRightHresult) {
     EXPECT_EQ(kms::decode_response(*answer.message)->base.count, 1u);
 }
 
+// A count policy whose store cannot take the CMID (locked, full, deleted) makes the core refuse the
+// request like any other refusal: ERROR_INVALID_DATA in the stub, the reason in the record, no count.
+TEST(ClientServer, CountThatCannotBeRecordedIsRefused) {
+    struct Unavailable final : server::CountPolicy {
+        std::uint32_t count_for(const kms::BaseRequest&, FileTime) override {
+            throw server::CountUnavailable("database is locked");
+        }
+    };
+    FixedClock clock(FileTime::from_unix(1795305327));
+    SeededRandom rng(6);
+    server::ServerContext ctx;
+    ctx.identity = server::HostIdentity::create(ctx.config, clock.now(), rng);
+    ctx.counts = std::make_shared<Unavailable>();
+    auto spec = client::spec_for_product(guid("73111121-5638-40f6-bc11-f1d7b0d64300"), ProductTable::builtin());
+    auto base = client::make_base_request(spec, clock.now());
+    auto answer = server::answer_kms_request(ctx, kms::build_request_message(base, rng), clock, rng);
+    EXPECT_FALSE(answer.message);
+    EXPECT_EQ(answer.hresult, kHrInvalidData);
+    EXPECT_EQ(answer.record.count, 0u);
+    ASSERT_TRUE(answer.record.request);
+    EXPECT_EQ(answer.record.request->cmid, base.cmid);
+    EXPECT_EQ(answer.record.reason, "count not recorded, request not acknowledged: database is locked");
+}
+
 TEST(ClientServer, PerFamilyIntervalsAndEmptyIdentity) {
     FixedClock clock(FileTime::from_unix(1795305327));
     SeededRandom rng(8);

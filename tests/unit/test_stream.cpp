@@ -36,6 +36,38 @@ TEST(StreamFramer, SplitsCoalescedPdusAndKeepsOffsets) {
     EXPECT_FALSE(f.error());
 }
 
+// A long-lived connection (kms-replay serve) must not pin the memory of one large PDU: once every byte
+// fed has been returned, a buffer over kKeptCapacity is given back; a small one is kept for reuse.
+TEST(StreamFramer, GivesALargeBufferBackOnceConsumed) {
+    Bytes big = hex(test::sheet::kSessionC[4].hex);  // a 292-byte request, grown to 60 KB below
+    const std::size_t stub = 60000;
+    big.resize(big.size() + stub, 0);
+    big[8] = static_cast<std::uint8_t>(big.size() & 0xff);
+    big[9] = static_cast<std::uint8_t>(big.size() >> 8);
+    rpc::StreamFramer f;
+    f.feed(ByteView(big).first(100));
+    EXPECT_FALSE(f.next());
+    f.feed(ByteView(big).subspan(100));
+    EXPECT_GE(f.retained(), big.size());
+    auto frame = f.next();
+    ASSERT_TRUE(frame);
+    EXPECT_EQ(frame->bytes.size(), big.size());
+    EXPECT_EQ(f.buffered(), 0u);
+    EXPECT_EQ(f.retained(), 0u);
+
+    Bytes small = hex(test::sheet::kSessionC[0].hex);
+    f.feed(small);
+    f.feed(ByteView(small).first(10));  // and the start of the next one
+    ASSERT_TRUE(f.next());
+    EXPECT_EQ(f.buffered(), 10u);  // a partial PDU keeps its buffer
+    f.feed(ByteView(small).subspan(10));
+    auto second = f.next();
+    ASSERT_TRUE(second);
+    EXPECT_EQ(second->stream_offset, big.size() + small.size());
+    EXPECT_GT(f.retained(), 0u);  // small buffers are reused
+    EXPECT_LE(f.retained(), rpc::StreamFramer::kKeptCapacity);
+}
+
 TEST(StreamFramer, PoisonedByNonRpcAndByOversizedPdus) {
     rpc::StreamFramer http;
     std::string get = "GET / HTTP/1.1\r\n\r\n";

@@ -23,6 +23,11 @@ public:
     virtual std::uint64_t count_since(const Guid& kms_id, FileTime since) = 0;
     /// Forgets entries last seen before `before`.
     virtual void expire(FileTime before) = 0;
+    /// Records `cmid` for `kms_id` at `t`, then returns min(distinct CMIDs seen at or after `since`,
+    /// `limit`). A store that can do both in one transaction, reading at most `limit` entries, overrides
+    /// it (the server's SQLite store); this one is touch() then count_since().
+    virtual std::uint64_t touch_and_count(const Guid& kms_id, const Guid& cmid, FileTime t, FileTime since,
+                                          std::uint64_t limit);
 };
 
 /// A CmidStore in memory (thread-safe).

@@ -100,5 +100,7 @@ struct HwId {
 
 /// vlmcsd's default HwId (src/config.h, "HwId from the Ratiborus VM").
 inline constexpr HwId kVlmcsdDefaultHwId{{0x3A, 0x1C, 0x04, 0x96, 0x00, 0xB6, 0x00, 0x76}};
+/// The HwId older py-kms releases answer with (docs/protocol.md §11.5): an emulator tell like the above.
+inline constexpr HwId kPykmsOldHwId{{0x36, 0x4F, 0x46, 0x3A, 0x88, 0x63, 0xD3, 0x5F}};
 
 }  // namespace kmscope

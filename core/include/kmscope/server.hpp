@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -48,11 +49,19 @@ struct ServerConfig {
     std::vector<std::string> validate() const;
 };
 
+/// Thrown by a CountPolicy that cannot record the request (its store is locked, full or gone). The
+/// server then refuses the request with ERROR_INVALID_DATA, the host's answer to an internal failure
+/// (docs/protocol.md §11.1), rather than acknowledging a CMID it did not keep.
+class CountUnavailable : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
 /// Decides the count a response reports.
 class CountPolicy {
 public:
     virtual ~CountPolicy() = default;
-    /// The count for this request at time `now`.
+    /// The count for this request at time `now`; throws CountUnavailable when it cannot be recorded.
     virtual std::uint32_t count_for(const kms::BaseRequest& request, FileTime now) = 0;
 };
 

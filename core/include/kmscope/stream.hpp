@@ -31,6 +31,10 @@ public:
     const std::optional<ParseError>& error() const { return error_; }
     /// Bytes received but not yet returned as a PDU (a partial PDU at end of stream).
     std::size_t buffered() const { return buffer_.size() - read_pos_; }
+    /// Bytes of memory the framer holds. Once every byte fed has been returned, a buffer larger than
+    /// kKeptCapacity is released, so a long-lived connection does not pin the memory of one large PDU.
+    std::size_t retained() const { return buffer_.capacity(); }
+    static constexpr std::size_t kKeptCapacity = 16384;
     /// Stream offset just past the last byte fed (bytes fed, plus where a restart put the stream).
     std::uint64_t total_fed() const { return fed_; }
     /// Forgets everything buffered and any error, and continues framing at `stream_offset` (after a
