@@ -56,6 +56,52 @@ const FamilyIdentity* HostIdentity::family(std::string_view name) const {
     return it == families_.end() ? nullptr : &it->second;
 }
 
+std::string_view event_name(EventKind kind) {
+    switch (kind) {
+        case EventKind::ContextsRefused:
+            return "contexts_refused";
+        case EventKind::MalformedPdu:
+            return "malformed_pdu";
+        case EventKind::FragmentError:
+            return "fragment_error";
+        case EventKind::NotDceRpc:
+            return "not_dcerpc";
+        case EventKind::UnexpectedPdu:
+            return "unexpected_pdu";
+        case EventKind::BindLimit:
+            return "bind_limit";
+        case EventKind::Fault:
+            return "fault";
+        case EventKind::ErrorAnswer:
+            return "error_answer";
+    }
+    return "unknown";
+}
+
+std::string describe(const ServerEvent& e) {
+    const std::string pdu = rpc::pdu_type_name(e.ptype);
+    const std::string call = pdu + " call " + std::to_string(e.call_id);
+    switch (e.kind) {
+        case EventKind::ContextsRefused:
+            return call + ": no context accepted (" + e.detail + ")";
+        case EventKind::MalformedPdu:
+            return "malformed " + pdu + ": " + e.detail;
+        case EventKind::FragmentError:
+            return call + ": " + e.detail;
+        case EventKind::NotDceRpc:
+            return "closing: not DCE/RPC: " + e.detail;
+        case EventKind::UnexpectedPdu:
+            return "closing: unexpected " + pdu + " from the client";
+        case EventKind::BindLimit:
+            return "closing: " + call + ": " + e.detail;
+        case EventKind::Fault:
+            return call + ": fault " + hex32(e.code) + ": " + e.detail;
+        case EventKind::ErrorAnswer:
+            return call + ": HRESULT " + hex32(e.code) + ": " + e.detail;
+    }
+    return call + ": " + e.detail;
+}
+
 KmsAnswer answer_kms_request(ServerContext& ctx, ByteView message, const Clock& clock, RandomSource& rng) {
     KmsAnswer a;
     a.record.time = clock.now();
@@ -114,14 +160,14 @@ Output ServerConnection::on_bytes(ByteView chunk, const Clock& clock, RandomSour
         Output one = on_pdu(frame->bytes, clock, rng);
         out.bytes.insert(out.bytes.end(), one.bytes.begin(), one.bytes.end());
         for (auto& a : one.activations) out.activations.push_back(std::move(a));
-        for (auto& l : one.log) out.log.push_back(std::move(l));
+        for (auto& e : one.events) out.events.push_back(std::move(e));
         if (one.close) {
             out.close = true;
             return out;
         }
     }
     if (framer_.error()) {
-        out.log.push_back("closing: not DCE/RPC: " + framer_.error()->to_string());
+        out.events.push_back({EventKind::NotDceRpc, 0xFF, 0, 0, framer_.error()->to_string()});
         out.close = true;
     }
     return out;
@@ -135,8 +181,8 @@ Output ServerConnection::on_pdu(ByteView bytes, const Clock& clock, RandomSource
         auto header = rpc::parse_header(bytes, 0, ctx_.config.limits);
         auto ptype = header ? static_cast<rpc::PduType>(header->ptype) : rpc::PduType::Fault;
         std::uint32_t call_id = header ? header->call_id : 0;
-        out.log.push_back("malformed " + rpc::pdu_type_name(header ? header->ptype : 255) + ": " +
-                          pdu.error().to_string());
+        out.events.push_back({EventKind::MalformedPdu, header ? header->ptype : std::uint8_t{0xFF}, call_id, 0,
+                              pdu.error().to_string()});
         if (ptype == rpc::PduType::Bind || ptype == rpc::PduType::AlterContext) {
             out.bytes = rpc::build_bind_nak(call_id, 0);
         } else if (ptype == rpc::PduType::Request) {
@@ -149,12 +195,21 @@ Output ServerConnection::on_pdu(ByteView bytes, const Clock& clock, RandomSource
     switch (static_cast<rpc::PduType>(pdu->header.ptype)) {
         case rpc::PduType::Bind:
         case rpc::PduType::AlterContext:
+            if (ctx_.config.max_binds_per_connection && binds_ >= ctx_.config.max_binds_per_connection) {
+                out.events.push_back(
+                    {EventKind::BindLimit, pdu->header.ptype, pdu->header.call_id, 0,
+                     "more than " + std::to_string(ctx_.config.max_binds_per_connection) + " binds on one connection"});
+                out.close = true;
+                break;
+            }
+            ++binds_;
             answer_bind(*pdu, out);
             break;
         case rpc::PduType::Request: {
             auto whole = assembler_.add(*pdu, bytes);
             if (!whole) {
-                out.log.push_back("request call " + std::to_string(pdu->header.call_id) + ": " + whole.error().message);
+                out.events.push_back(
+                    {EventKind::FragmentError, pdu->header.ptype, pdu->header.call_id, 0, whole.error().message});
                 out.bytes = rpc::build_fault(pdu->header.call_id, 0, kNcaProtoError);
                 out.close = true;
                 break;
@@ -169,7 +224,7 @@ Output ServerConnection::on_pdu(ByteView bytes, const Clock& clock, RandomSource
             break;
         }
         default:
-            out.log.push_back("closing: unexpected " + rpc::pdu_type_name(pdu->header.ptype) + " from the client");
+            out.events.push_back({EventKind::UnexpectedPdu, pdu->header.ptype, pdu->header.call_id, 0, {}});
             out.close = true;
     }
     return out;
@@ -222,9 +277,9 @@ void ServerConnection::answer_bind(const rpc::Pdu& pdu, Output& out) {
     bool any_accepted = false;
     for (const auto& r : ack.results) any_accepted = any_accepted || r.result == 0;
     if (!any_accepted)
-        out.log.push_back(std::string(alter ? "alter_context" : "bind") + " call " +
-                          std::to_string(pdu.header.call_id) + ": no context accepted (" +
-                          std::to_string(body.contexts.size()) + " offered)");
+        out.events.push_back(
+            {EventKind::ContextsRefused, pdu.header.ptype, pdu.header.call_id, 0,
+             std::to_string(body.contexts.size()) + " offered; the KMS interface with NDR32 or NDR64 is required"});
     if (alter) {
         out.bytes = rpc::build_bind_ack(rpc::PduType::AlterContextResp, rpc::flag::kFirstLast, pdu.header.call_id, ack);
     } else {
@@ -241,9 +296,9 @@ void ServerConnection::answer_request(const rpc::Pdu& pdu, const Clock& clock, R
         rec.time = clock.now();
         rec.call_id = call_id;
         rec.fault = status;
-        rec.reason = why;
+        rec.reason = why;  // copied: the event below takes it
         out.activations.push_back(std::move(rec));
-        out.log.push_back("call " + std::to_string(call_id) + ": fault " + hex32(status) + ": " + why);
+        out.events.push_back({EventKind::Fault, pdu.header.ptype, call_id, status, std::move(why)});
     };
     auto ctx = contexts_.find(body.context_id);
     if (ctx == contexts_.end())
@@ -273,8 +328,7 @@ void ServerConnection::answer_request(const rpc::Pdu& pdu, const Clock& clock, R
         answer.message ? rpc::build_response_stub(*answer.message, ndr) : rpc::build_error_stub(answer.hresult, ndr);
     out.bytes = rpc::build_response(rpc::flag::kFirstLast, call_id, body.context_id, reply_stub);
     if (!answer.message)
-        out.log.push_back("call " + std::to_string(call_id) + ": HRESULT " + hex32(answer.hresult) + ": " +
-                          answer.record.reason);
+        out.events.push_back({EventKind::ErrorAnswer, pdu.header.ptype, call_id, answer.hresult, answer.record.reason});
     out.activations.push_back(std::move(answer.record));
 }
 

@@ -62,6 +62,14 @@ int main(int argc, char** argv) {
     serve->add_option("--max-pdu-size", cli.max_pdu_size, "Largest accepted frag_length")->capture_default_str();
     serve->add_option("--max-requests-per-connection", cli.max_requests_per_connection, "0: unlimited")
         ->capture_default_str();
+    serve
+        ->add_option("--max-binds-per-connection", cli.max_binds_per_connection,
+                     "Binds and alter_contexts per connection; 0: unlimited")
+        ->capture_default_str();
+    serve
+        ->add_option("--max-connection-age", cli.max_connection_age,
+                     "Seconds a connection may stay open, however busy; 0: unlimited")
+        ->capture_default_str();
     serve->add_option("--allow", cli.allow, "Client network allowed (CIDR, repeatable; default everyone)");
     serve->add_option("--log-format", cli.log_format, "text or json")->capture_default_str();
     serve->add_option("--log-file", cli.log_file, "Activation log file (default standard output)");
@@ -145,6 +153,8 @@ int main(int argc, char** argv) {
             KMS_OVERRIDE("--max-connections", max_connections);
             KMS_OVERRIDE("--max-pdu-size", max_pdu_size);
             KMS_OVERRIDE("--max-requests-per-connection", max_requests_per_connection);
+            KMS_OVERRIDE("--max-binds-per-connection", max_binds_per_connection);
+            KMS_OVERRIDE("--max-connection-age", max_connection_age);
             KMS_OVERRIDE("--allow", allow);
             KMS_OVERRIDE("--log-format", log_format);
             KMS_OVERRIDE("--log-file", log_file);

@@ -102,6 +102,8 @@ std::string load_ini(const std::string& path, ServeOptions& o) {
     integer("max-connections", o.max_connections, 1, 1000000);
     integer("max-pdu-size", o.max_pdu_size, 16, 65535);
     integer("max-requests-per-connection", o.max_requests_per_connection, 0, 0xFFFFFFFFll);
+    integer("max-binds-per-connection", o.max_binds_per_connection, 0, 0xFFFFFFFFll);
+    real("max-connection-age", o.max_connection_age);
     list("allow", o.allow);
     str("log-format", o.log_format);
     str("log-file", o.log_file);
@@ -145,6 +147,8 @@ std::string load_ini(const std::string& path, ServeOptions& o) {
                                   "max-connections",
                                   "max-pdu-size",
                                   "max-requests-per-connection",
+                                  "max-binds-per-connection",
+                                  "max-connection-age",
                                   "allow",
                                   "log-format",
                                   "log-file",
@@ -190,6 +194,7 @@ std::vector<std::string> validate(const ServeOptions& o) {
     for (const auto& a : o.allow)
         if (!Cidr::parse(a)) p.push_back("allow: '" + a + "' is not a network (CIDR)");
     if (o.idle_timeout <= 0) p.push_back("idle-timeout must be positive");
+    if (o.max_connection_age < 0) p.push_back("max-connection-age must be 0 (unlimited) or positive");
     if (o.threads < 1) p.push_back("threads must be at least 1");
     return p;
 }

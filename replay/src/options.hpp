@@ -46,6 +46,8 @@ struct ServeOptions {
     std::uint32_t max_connections = 10000;
     std::uint32_t max_pdu_size = 65535;
     std::uint32_t max_requests_per_connection = 0;  // 0 = unlimited
+    std::uint32_t max_binds_per_connection = 64;    // binds and alter_contexts; 0 = unlimited
+    double max_connection_age = 600;                // seconds from accept; 0 = unlimited
     std::vector<std::string> allow;                 // CIDR networks; empty = everyone
 
     // Logging.

@@ -48,6 +48,7 @@ struct Conn {
     std::size_t out_pos = 0;
     std::uint32_t events = 0;      // the epoll events currently asked for
     std::int64_t deadline_ns = 0;  // idle deadline: last complete PDU (or accept) + idle timeout
+    std::int64_t accepted_ns = 0;  // for max-connection-age
     bool closing = false;          // close once `out` is flushed
     bool held = false;             // answers wait for the database sync of this batch
     Worker* worker = nullptr;
@@ -78,7 +79,6 @@ struct Worker {
     void update_events(Conn* c);
     void close_conn(Conn* c, const std::string& why);
     void sweep();
-    void log_context_refusals(const std::string& who, const Bytes& answers);
 };
 
 class Server {
@@ -101,8 +101,9 @@ public:
     std::atomic<bool> stopping{false};
     SystemClock clock;
     std::int64_t idle_ns = 0;
-    std::uint32_t fd_cap = 0;  // max-connections the descriptor limit allows (0: no cap)
-    std::mutex accept_log_mu;  // EMFILE lines: at most one per kAcceptLogEvery
+    std::int64_t max_age_ns = 0;  // 0: unlimited
+    std::uint32_t fd_cap = 0;     // max-connections the descriptor limit allows (0: no cap)
+    std::mutex accept_log_mu;     // EMFILE lines: at most one per kAcceptLogEvery
     std::int64_t accept_logged_ns = 0;
     std::uint64_t accept_suppressed = 0;
     std::int64_t stats_logged_ns = 0;
@@ -259,7 +260,8 @@ void Worker::on_accept(int lfd) {
         std::uint32_t group = 0;
         while (group == 0) group = rng.u32();
         c->sc = std::make_unique<server::ServerConnection>(srv->ctx, group, local.port());
-        c->deadline_ns = mono_ns() + srv->idle_ns;
+        c->accepted_ns = mono_ns();
+        c->deadline_ns = c->accepted_ns + srv->idle_ns;
         c->worker = this;
         c->events = EPOLLIN;
         epoll_event ev{};
@@ -412,11 +414,10 @@ void Worker::read_some(Conn* c) {
             return;
         }
         for (const auto& rec : out.activations) srv->record(c->peer_text, rec);
-        for (const auto& line : out.log)
-            // "call N: ..." lines repeat a fault or HRESULT that the activation record above already logged.
-            if (line.rfind("call ", 0) != 0) srv->log->event(c->peer_text, line);
+        for (const auto& ev : out.events)
+            // Faults and error answers are in the activation record logged above.
+            if (!server::answers_request(ev.kind)) srv->log->event(c->peer_text, server::describe(ev));
         if (!out.activations.empty() || !out.bytes.empty()) c->deadline_ns = mono_ns() + srv->idle_ns;
-        log_context_refusals(c->peer_text, out.bytes);
         c->out.insert(c->out.end(), out.bytes.begin(), out.bytes.end());
         if (out.close) {
             c->closing = true;
@@ -435,29 +436,6 @@ void Worker::read_some(Conn* c) {
         return;
     }
     flush(c);
-}
-
-void Worker::log_context_refusals(const std::string& who, const Bytes& answers) {
-    // Binds answered without a usable KMS context are logged: the client cannot send a request.
-    for (std::size_t off = 0; off + rpc::kHeaderSize <= answers.size();) {
-        std::size_t len = answers[off + 8] | (answers[off + 9] << 8);
-        if (len < rpc::kHeaderSize || off + len > answers.size()) break;
-        std::uint8_t ptype = answers[off + 2];
-        if (ptype == 12 || ptype == 15) {
-            auto pdu = rpc::parse_pdu(ByteView(answers).subspan(off, len));
-            if (pdu) {
-                const auto& ack = std::get<rpc::BindAckBody>(pdu->body);
-                bool accepted = false;
-                for (const auto& r : ack.results) accepted = accepted || r.result == 0;
-                if (!accepted)
-                    srv->log->event(who, std::string(ptype == 12 ? "bind" : "alter_context") + " call " +
-                                             std::to_string(pdu->header.call_id) + ": no context accepted (" +
-                                             std::to_string(ack.results.size()) +
-                                             " offered; KMS interface with NDR32/NDR64 required)");
-            }
-        }
-        off += len;
-    }
 }
 
 void Worker::poll_connections() {
@@ -487,8 +465,24 @@ void Worker::on_io(Conn* c, std::uint32_t cond) {
 void Worker::sweep() {
     std::int64_t now = mono_ns();
     std::vector<Conn*> late;
-    for (auto& [fd, c] : conns)
-        if (now >= c->deadline_ns) late.push_back(c.get());
+    std::vector<Conn*> old;
+    for (auto& [fd, c] : conns) {
+        if (now >= c->deadline_ns) {
+            late.push_back(c.get());
+        } else if (srv->max_age_ns && now - c->accepted_ns >= srv->max_age_ns && !c->sc->partial() && !c->closing &&
+                   !c->held) {
+            // Between PDUs only, and not while answers wait for the database sync: a request being
+            // received is answered first (the idle timeout still bounds a client that stops half-way).
+            old.push_back(c.get());
+        }
+    }
+    for (Conn* c : old) {
+        char age[32];
+        std::snprintf(age, sizeof age, "%g", static_cast<double>(srv->max_age_ns) / 1e9);
+        srv->log->event(c->peer_text, std::string("closing: connection older than ") + age + " s (max-connection-age)");
+        c->closing = true;
+        flush(c);
+    }
     for (Conn* c : late) {
         std::string why = "idle timeout";
         if (c->sc->partial()) why += " with a partial PDU";
@@ -581,6 +575,7 @@ bool Server::configure(const ServeOptions& o, server::ServerContext& cx, std::ve
     if (o.max_time_skew > 0) c.max_time_skew_seconds = o.max_time_skew;
     c.strict_opnum = o.strict_opnum;
     c.max_requests_per_connection = o.max_requests_per_connection;
+    c.max_binds_per_connection = o.max_binds_per_connection;
     c.limits.max_pdu_size = o.max_pdu_size;
 
     // The identity: the installation's own (state directory), under what the options fix explicitly.
@@ -696,6 +691,7 @@ bool Server::setup() {
     for (const auto& n : notes) std::cerr << "kms-replay: " << n << "\n";
     if (!ok) return false;
     idle_ns = static_cast<std::int64_t>(opts.idle_timeout * 1e9);
+    max_age_ns = static_cast<std::int64_t>(opts.max_connection_age * 1e9);
     try {
         log = std::make_unique<ActivationLog>(opts.log_file, opts.log_format == "json", opts.quiet);
     } catch (const std::exception& e) {
@@ -764,6 +760,7 @@ void Server::reload() {
         ctx.counts = std::move(fresh.counts);
         allow = std::move(nets);
         idle_ns = static_cast<std::int64_t>(next.idle_timeout * 1e9);
+        max_age_ns = static_cast<std::int64_t>(next.max_connection_age * 1e9);
         opts = std::move(next);
     }
     log->event("-", "reload: configuration applied (HwId " + ctx.config.hwid.to_string() + ")");

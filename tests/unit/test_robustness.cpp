@@ -132,7 +132,7 @@ TEST_P(CaptureMutations, ServerAnswersMutatedClientPdusWithWellFormedPdus) {
                     EXPECT_EQ(total, out.bytes.size());
                     // Anything not answered is logged or closes the connection with a reason.
                     if (out.bytes.empty() && !s.partial()) {
-                        EXPECT_TRUE(!out.log.empty() || out.close);
+                        EXPECT_TRUE(!out.events.empty() || out.close);
                     }
                     if (out.close) break;
                 }

@@ -204,6 +204,29 @@ TEST(ClientServer, PerFamilyIntervalsAndEmptyIdentity) {
     EXPECT_EQ(p->base.epid, "03612-00206-559-186249-03-1033-17763.0000-1492024");
 }
 
+TEST(ClientServer, BindsPastTheLimitCloseTheConnection) {
+    // A peer that keeps binding would hold its connection, and the memory behind it, for ever.
+    FixedClock clock(FileTime::from_unix(1795305327));
+    SeededRandom rng(9);
+    server::ServerContext ctx;
+    ctx.config.max_binds_per_connection = 2;
+    server::ServerConnection conn(ctx, 1, 1688);
+    rpc::BindBody body;
+    body.contexts.push_back({0, rpc::kms_interface(), {rpc::ndr32_syntax()}});
+    for (std::uint32_t call = 1; call <= 2; ++call) {
+        auto out = conn.on_bytes(rpc::build_bind(rpc::PduType::Bind, 3, call, body), clock, rng);
+        EXPECT_FALSE(out.close);
+        EXPECT_TRUE(out.events.empty());
+        ASSERT_TRUE(rpc::parse_pdu(out.bytes));
+    }
+    auto out = conn.on_bytes(rpc::build_bind(rpc::PduType::AlterContext, 3, 3, body), clock, rng);
+    EXPECT_TRUE(out.close);
+    EXPECT_TRUE(out.bytes.empty());
+    ASSERT_EQ(out.events.size(), 1u);
+    EXPECT_EQ(out.events[0].kind, server::EventKind::BindLimit);
+    EXPECT_EQ(server::describe(out.events[0]), "closing: alter_context call 3: more than 2 binds on one connection");
+}
+
 TEST(ClientServer, BindThatBindsNothingIsLogged) {
     FixedClock clock(FileTime::from_unix(1795305327));
     SeededRandom rng(8);
@@ -212,8 +235,12 @@ TEST(ClientServer, BindThatBindsNothingIsLogged) {
     rpc::BindBody body;
     body.contexts.push_back({0, {guid("12345678-1234-1234-1234-123456789abc"), 1}, {rpc::ndr32_syntax()}});
     auto out = conn.on_bytes(rpc::build_bind(rpc::PduType::Bind, 3, 2, body), clock, rng);
-    ASSERT_EQ(out.log.size(), 1u);
-    EXPECT_EQ(out.log[0], "bind call 2: no context accepted (1 offered)");
+    ASSERT_EQ(out.events.size(), 1u);
+    EXPECT_EQ(out.events[0].kind, server::EventKind::ContextsRefused);
+    EXPECT_EQ(server::event_name(out.events[0].kind), "contexts_refused");
+    EXPECT_FALSE(server::answers_request(out.events[0].kind));
+    EXPECT_EQ(server::describe(out.events[0]),
+              "bind call 2: no context accepted (1 offered; the KMS interface with NDR32 or NDR64 is required)");
     auto ack = rpc::parse_pdu(out.bytes);
     ASSERT_TRUE(ack);
     EXPECT_EQ(std::get<rpc::BindAckBody>(ack->body).results.at(0).reason, 1);  // abstract syntax not supported

@@ -229,8 +229,12 @@ TEST(ServerAgainstVlmcsd, SessionG_UnboundContextFaultsWithTheRightCallId) {
     EXPECT_EQ(f.status, kNcaUnknownInterface);
     EXPECT_EQ(f.cancel_count, 0);
     EXPECT_EQ(f.reserved, 0);
-    ASSERT_EQ(out.log.size(), 1u);
-    EXPECT_NE(out.log[0].find("context id 5 is not bound"), std::string::npos);
+    ASSERT_EQ(out.events.size(), 1u);
+    EXPECT_EQ(out.events[0].kind, server::EventKind::Fault);
+    EXPECT_EQ(out.events[0].code, kNcaUnknownInterface);
+    EXPECT_EQ(out.events[0].call_id, 3u);
+    EXPECT_TRUE(server::answers_request(out.events[0].kind));
+    EXPECT_EQ(server::describe(out.events[0]), "request call 3: fault 0x1C010003: context id 5 is not bound");
     ASSERT_EQ(out.activations.size(), 1u);
     EXPECT_EQ(out.activations[0].fault, kNcaUnknownInterface);
 }

@@ -44,6 +44,9 @@ struct ServerConfig {
     std::optional<std::int64_t> max_time_skew_seconds;  // refuse (0xC004F06C) when set and exceeded
     bool strict_opnum = true;                           // fault nca_s_op_rng_error for opnum != 0
     std::uint32_t max_requests_per_connection = 0;      // 0 = unlimited
+    /// Binds and alter_contexts one connection may send; 0 = unlimited. A client binds once; a peer that
+    /// keeps binding holds a connection (and its memory) open forever.
+    std::uint32_t max_binds_per_connection = 0;
     rpc::Limits limits;
     /// Problems with the configuration (e.g. NDR64 with a pre-Windows-8 build), one sentence each.
     std::vector<std::string> validate() const;
@@ -114,12 +117,44 @@ struct ActivationRecord {
     std::string reason;  // why it was refused; empty on success
 };
 
+/// Something a connection did that a front end reports (a log line, a counter, a test assertion). Each
+/// kind has a stable name and one wording, so every front end says the same thing the same way.
+enum class EventKind : std::uint8_t {
+    ContextsRefused,  // a bind or alter_context answered with no context accepted: no request can follow
+    MalformedPdu,     // a PDU that does not parse: bind_nak, fault or close, by type
+    FragmentError,    // a fragmented request that cannot be joined: fault, then close
+    NotDceRpc,        // the byte stream is not DCE/RPC: close
+    UnexpectedPdu,    // a PDU type that clients do not send: close
+    BindLimit,        // more binds than max_binds_per_connection: close
+    Fault,            // a request answered with a fault (also past max_requests_per_connection, then close)
+    ErrorAnswer,      // a request answered with an HRESULT instead of a KMS response
+};
+
+/// One event of a connection: which PDU it concerns and why.
+struct ServerEvent {
+    EventKind kind{};
+    std::uint8_t ptype = 0;  // the PDU type concerned (rpc::PduType), 0xFF when there is none
+    std::uint32_t call_id = 0;
+    std::uint32_t code = 0;  // NCA status (Fault), HRESULT (ErrorAnswer), else 0
+    std::string detail;      // the specific reason, e.g. "context id 5 is not bound"
+};
+
+/// The stable snake_case name of an event kind ("contexts_refused", "fault", ...).
+std::string_view event_name(EventKind kind);
+/// One line describing the event, e.g. "bind call 2: no context accepted (1 offered; ...)".
+std::string describe(const ServerEvent& event);
+/// True when the event concerns an answered request, which the ActivationRecord of the same call also
+/// reports (a front end that logs activation records need not log these events too).
+constexpr bool answers_request(EventKind kind) {
+    return kind == EventKind::Fault || kind == EventKind::ErrorAnswer;
+}
+
 /// What the connection handler wants the front end to do.
 struct Output {
     Bytes bytes;         // send these
     bool close = false;  // then close the connection
     std::vector<ActivationRecord> activations;
-    std::vector<std::string> log;  // one line per refused or dropped PDU, with the reason
+    std::vector<ServerEvent> events;  // refused, faulted and dropped PDUs, with the reason
 };
 
 /// The server side of one connection: frames incoming bytes and answers every complete PDU.
@@ -146,6 +181,7 @@ private:
     rpc::FragmentAssembler assembler_;
     std::map<std::uint16_t, rpc::Ndr> contexts_;
     std::uint32_t requests_ = 0;
+    std::uint32_t binds_ = 0;
 };
 
 /// The KMS-level answer to one KMS request message: the response message or an HRESULT.
