@@ -1,5 +1,6 @@
 #include "cmid_store.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,6 +44,29 @@ void fsync_dir_of(const std::string& path) {
         ::close(fd);
     }
 }
+/// Where the file with this device and inode is now, as this process sees it through SQLite's own open
+/// descriptor: "" when it has no name left (deleted, or no descriptor found). The descriptor is only
+/// looked at through /proc, never opened: closing any descriptor of the database file would drop
+/// SQLite's POSIX locks on it.
+std::string open_file_name(dev_t dev, ino_t ino) {
+    DIR* d = ::opendir("/proc/self/fd");
+    if (!d) return "";
+    std::string name;
+    while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        std::string link = std::string("/proc/self/fd/") + e->d_name;
+        struct stat st {};
+        if (::stat(link.c_str(), &st) != 0 || st.st_dev != dev || st.st_ino != ino) continue;
+        if (st.st_nlink == 0) break;  // deleted: no name left
+        char buf[4096];
+        ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+        if (n > 0) name.assign(buf, static_cast<std::size_t>(n));
+        break;
+    }
+    ::closedir(d);
+    return name;
+}
+
 }  // namespace
 
 SqliteCmidStore::SqliteCmidStore(const std::string& path, SyncMode sync, bool read_only)
@@ -221,21 +245,25 @@ void SqliteCmidStore::check_path() {
     int rc = ::stat(path_.c_str(), &st);
     if (rc == 0 && st.st_dev == dev_ && st.st_ino == ino_) return;
     bool gone = rc != 0 && errno == ENOENT;
-    std::string why = gone ? "was deleted while serving" : "was replaced by another file while serving";
+    // Gone from the path: deleted, or renamed (moved) to another name, where the open file still is.
+    std::string moved_to = gone ? open_file_name(dev_, ino_) : "";
+    std::string why = !gone              ? "was replaced by another file while serving"
+                      : moved_to.empty() ? "was deleted while serving"
+                                         : "was renamed to " + moved_to + " while serving";
     event("error: database " + path_ + " " + why + "; no request is acknowledged until it is recovered");
     if (!gone) {
         lost_ = "database " + path_ + " " + why + "; restart the server after checking the file";
         event("error: " + lost_ + " (the file there is left alone; the open database keeps every row)");
         return;
     }
-    recover(why);
+    recover(why, moved_to);
 }
 
 // The open connection still reads the unlinked file (and its WAL): every acknowledged row is there.
 // It is copied with the backup API into a new file, which is renamed to the path only if nothing has
 // taken the name meanwhile; then the server continues on the new file. On any failure the store
 // refuses every write (an error answer to the client) until an operator restarts it.
-bool SqliteCmidStore::recover(const std::string& why) {
+bool SqliteCmidStore::recover(const std::string& why, const std::string& moved_to) {
     std::string tmp = path_ + ".recovered-" + std::to_string(getpid());
     std::remove(tmp.c_str());
     sqlite3* dst = nullptr;
@@ -261,6 +289,14 @@ bool SqliteCmidStore::recover(const std::string& why) {
     // removes the WAL at PATH-wal, which belongs to it).
     close_db();
     std::string wal = path_ + "-wal";
+    if (!moved_to.empty() && ::access(wal.c_str(), F_OK) == 0 && ::access((moved_to + "-wal").c_str(), F_OK) != 0) {
+        // SQLite does not checkpoint into a moved file (SQLITE_READONLY_DBMOVED): its latest rows are
+        // still in PATH-wal. The WAL goes along with the file, so the renamed file stays whole.
+        if (std::rename(wal.c_str(), (moved_to + "-wal").c_str()) == 0) {
+            std::remove((path_ + "-shm").c_str());
+            event("warning: moved the renamed database's WAL along to " + moved_to + "-wal");
+        }
+    }
     if (::access(wal.c_str(), F_OK) == 0) {
         // Another process still holds the old WAL open: never let the new file read it.
         std::string aside = wal + ".stale-" + std::to_string(getpid());

@@ -126,7 +126,8 @@ private:
     void rollback() noexcept;
     [[noreturn]] void fail(const std::string& what);
     void maybe_check_path();
-    bool recover(const std::string& why);
+    /// `moved_to`: the file's new name when it was renamed rather than deleted.
+    bool recover(const std::string& why, const std::string& moved_to);
     void event(const std::string& line);
 
     std::string path_;

@@ -1,8 +1,9 @@
 """The genuine-count database under load and faults (issue 11):
 1. a fresh-CMID load (5,000+ CMIDs) keeps the WAL bounded (48 MiB) (checkpoints complete: no statement holds a read snapshot)
    and every acknowledged CMID is stored;
-2. the database file deleted while serving (the file alone, then with its -wal and -shm): logged, the
-   file recreated from the open connection, no acknowledged CMID lost;
+2. the database file deleted while serving (the file alone, then with its -wal and -shm), or renamed:
+   logged as what happened, the file recreated from the open connection, no acknowledged CMID lost; a
+   renamed file keeps its WAL and every row acknowledged before the rename;
 3. another process holding BEGIN EXCLUSIVE: a short lock is waited for (busy timeout), a long one gets an
    HRESULT error answer and a log line, never a silent close; service resumes when the lock goes;
 4. a full disk (1 MiB tmpfs): a warning at start, error answers (not silent closes) once full, and
@@ -91,7 +92,7 @@ check(not missing, f"{len(missing)} acknowledged CMIDs not stored, e.g. {missing
 
 # 2. The database deleted while serving: the rows acknowledged into the unlinked file are copied into a
 # new file at the path (logged); at the end every acknowledged CMID is there.
-for victims in (["kms.db"], ["kms.db", "kms.db-wal", "kms.db-shm"]):
+for victims in (["kms.db"], ["kms.db", "kms.db-wal", "kms.db-shm"], "mv"):
     sub = tempfile.mkdtemp(dir=work)
     db = os.path.join(sub, "kms.db")
     acks = os.path.join(sub, "acks")
@@ -103,7 +104,11 @@ for victims in (["kms.db"], ["kms.db", "kms.db-wal", "kms.db-shm"]):
     while time.time() < end and (not os.path.exists(acks) or sum(1 for _ in open(acks)) < 50):
         time.sleep(0.05)  # until some CMIDs were acknowledged into the file about to be deleted
     before = sum(1 for _ in open(acks))
-    for v in victims:
+    moved = os.path.join(sub, "moved.db")
+    if victims == "mv":
+        os.rename(db, moved)
+        before = sum(1 for _ in open(acks))  # acknowledged no later than the rename
+    for v in victims if victims != "mv" else []:
         try:
             os.remove(os.path.join(sub, v))
         except FileNotFoundError:
@@ -113,7 +118,13 @@ for victims in (["kms.db"], ["kms.db", "kms.db-wal", "kms.db-shm"]):
     log = srv.log()
     srv.stop()
     check(before >= 50 and len(acked) > before, f"rm {victims}: load before ({before}) and after ({len(acked)})")
-    check("was deleted while serving" in log, f"rm {victims}: deletion not logged:\n{log[-2000:]}")
+    if victims == "mv":
+        check(f"was renamed to {moved} while serving" in log, f"mv: rename not logged:\n{log[-2000:]}")
+        kept = stored_cmids(moved)
+        lost = [c for c in acked[:before] if c not in kept]
+        check(not lost, f"mv: the renamed file lost {len(lost)} of the {before} CMIDs acknowledged before")
+    else:
+        check("was deleted while serving" in log, f"rm {victims}: deletion not logged:\n{log[-2000:]}")
     check("recreated it at the same path" in log, f"rm {victims}: recovery not logged:\n{log[-2000:]}")
     check(os.path.exists(db), f"rm {victims}: database not recreated")
     stored = stored_cmids(db)
