@@ -230,6 +230,27 @@ Output ServerConnection::on_pdu(ByteView bytes, const Clock& clock, RandomSource
     return out;
 }
 
+Output ServerConnection::withdraw_responses(ByteView answers, std::uint32_t hresult, const std::string& reason) const {
+    Output out;
+    rpc::StreamFramer framer;  // the server's own PDUs: the default limits, not the client-facing ones
+    framer.feed(answers);
+    while (auto frame = framer.next()) {
+        auto pdu = rpc::parse_pdu(frame->bytes);
+        const auto* body = pdu ? std::get_if<rpc::ResponseBody>(&pdu->body) : nullptr;
+        auto ctx = body ? contexts_.find(body->context_id) : contexts_.end();
+        if (ctx == contexts_.end()) {  // not a response on a bound context: sent as it is
+            out.bytes.insert(out.bytes.end(), frame->bytes.begin(), frame->bytes.end());
+            continue;
+        }
+        Bytes reply = rpc::build_response(rpc::flag::kFirstLast, pdu->header.call_id, body->context_id,
+                                          rpc::build_error_stub(hresult, ctx->second));
+        out.bytes.insert(out.bytes.end(), reply.begin(), reply.end());
+        out.events.push_back({EventKind::ErrorAnswer, static_cast<std::uint8_t>(rpc::PduType::Request),
+                              pdu->header.call_id, hresult, "answer withdrawn: " + reason});
+    }
+    return out;
+}
+
 void ServerConnection::answer_bind(const rpc::Pdu& pdu, Output& out) {
     const auto& body = std::get<rpc::BindBody>(pdu.body);
     const bool alter = pdu.header.ptype == static_cast<std::uint8_t>(rpc::PduType::AlterContext);

@@ -28,6 +28,7 @@
 #include "identity.hpp"
 #include "kmscope/counting.hpp"
 #include "kmscope/server.hpp"
+#include "kmscope/status.hpp"
 #include "recorded.hpp"
 #include "recorded_server.hpp"
 #include "util.hpp"
@@ -46,11 +47,12 @@ struct Conn {
     std::unique_ptr<server::ServerConnection> sc;
     Bytes out;
     std::size_t out_pos = 0;
-    std::uint32_t events = 0;      // the epoll events currently asked for
-    std::int64_t deadline_ns = 0;  // idle deadline: last complete PDU (or accept) + idle timeout
-    std::int64_t accepted_ns = 0;  // for max-connection-age
-    bool closing = false;          // close once `out` is flushed
-    bool held = false;             // answers wait for the database sync of this batch
+    std::uint32_t events = 0;       // the epoll events currently asked for
+    std::int64_t deadline_ns = 0;   // idle deadline: last complete PDU (or accept) + idle timeout
+    std::int64_t accepted_ns = 0;   // for max-connection-age
+    bool closing = false;           // close once `out` is flushed
+    bool held = false;              // answers wait for the database sync of this batch
+    std::size_t unsynced_from = 0;  // while held: where in `out` the answers waiting for the sync start
     Worker* worker = nullptr;
 };
 
@@ -330,10 +332,18 @@ void Worker::release_held() {
         if (it == conns.end() || !it->second->held) continue;
         Conn* c = it->second.get();
         c->held = false;
-        if (!err.empty())
-            close_conn(c, "answers withheld: the database could not make them durable: " + err);
-        else
-            flush(c);
+        if (!err.empty()) {
+            // Not durable, so not acknowledged: each KMS response of the batch becomes an error answer
+            // (the client retries later) instead of a silent close.
+            auto from = static_cast<std::ptrdiff_t>(std::min(c->unsynced_from, c->out.size()));
+            auto withdrawn =
+                c->sc->withdraw_responses(ByteView(c->out).subspan(static_cast<std::size_t>(from)), kHrInvalidData,
+                                          "the database could not make it durable: " + err);
+            c->out.erase(c->out.begin() + from, c->out.end());
+            c->out.insert(c->out.end(), withdrawn.bytes.begin(), withdrawn.bytes.end());
+            for (const auto& ev : withdrawn.events) srv->log->event(c->peer_text, server::describe(ev));
+        }
+        flush(c);
     }
 }
 
@@ -388,6 +398,7 @@ void Worker::flush(Conn* c) {
 }
 
 void Worker::read_some(Conn* c) {
+    const std::size_t batch_start = c->out.size();
     std::uint8_t buf[16384];
     for (int round = 0; round < 4; ++round) {
         ssize_t n = ::recv(c->fd, buf, sizeof buf, 0);
@@ -431,6 +442,7 @@ void Worker::read_some(Conn* c) {
     if (srv->db && !c->out.empty() && srv->db->dirty()) {
         if (!c->held) {
             c->held = true;
+            c->unsynced_from = batch_start;
             held.push_back(c->fd);
         }
         return;

@@ -166,6 +166,12 @@ public:
     Output on_bytes(ByteView chunk, const Clock& clock, RandomSource& rng);
     /// Answers one complete PDU.
     Output on_pdu(ByteView pdu, const Clock& clock, RandomSource& rng);
+    /// For answers this connection produced that the front end cannot send as they are, because the
+    /// counts they acknowledge were not made durable (the store's sync failed): every KMS response among
+    /// `answers` becomes an error answer `hresult` on the same call and context, so the client retries
+    /// later instead of waiting for an answer that never comes. Other PDUs are kept. One ErrorAnswer
+    /// event per withdrawn response, with `reason`.
+    Output withdraw_responses(ByteView answers, std::uint32_t hresult, const std::string& reason) const;
     /// Requests answered so far.
     std::uint32_t requests() const { return requests_; }
     /// True while a fragmented request is being reassembled or a PDU is partially received.
