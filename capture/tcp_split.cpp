@@ -222,8 +222,7 @@ void TcpSplit::pump(TcpConnection& c, bool force) {
         const std::int32_t r = rel(f.seq, h.next_seq);
         if (r > 0) {
             // Bytes that never came: a gap in this direction.
-            c.conversation.gap(pick, f.time, static_cast<std::uint64_t>(r));
-            h.missing += static_cast<std::uint64_t>(r);
+            gap(c, pick, f.time, static_cast<std::uint64_t>(r));
             h.next_seq = f.seq;
         } else {
             auto& o = half(c, other(pick));
@@ -232,8 +231,7 @@ void TcpSplit::pump(TcpConnection& c, bool force) {
                 // It acknowledges bytes of the other direction that the capture does not have.
                 if (o.fin && o.fin_seq == o.next_seq) --beyond;
                 if (beyond > 0) {
-                    c.conversation.gap(other(pick), f.time, static_cast<std::uint64_t>(beyond));
-                    o.missing += static_cast<std::uint64_t>(beyond);
+                    gap(c, other(pick), f.time, static_cast<std::uint64_t>(beyond));
                     o.next_seq += static_cast<std::uint32_t>(beyond);
                 }
                 continue;
@@ -250,6 +248,7 @@ void TcpSplit::deliver(TcpConnection& c, Direction d, FileTime t, ByteView bytes
     auto& h = half(c, d);
     h.next_seq += static_cast<std::uint32_t>(bytes.size());
     h.bytes += bytes.size();
+    if (byte_sink_) byte_sink_(c, d, t, bytes);
     c.conversation.feed(d, t, bytes);
     if (c.conversation.not_dcerpc() && !c.conversation.is_kms()) {
         c.ignored = true;  // not DCE/RPC: forget what is held, deliver nothing more
@@ -261,6 +260,12 @@ void TcpSplit::deliver(TcpConnection& c, Direction d, FileTime t, ByteView bytes
             x->held.shrink_to_fit();
         }
     }
+}
+
+void TcpSplit::gap(TcpConnection& c, Direction d, FileTime t, std::uint64_t missing) {
+    half(c, d).missing += missing;
+    if (gap_sink_) gap_sink_(c, d, t, missing);
+    c.conversation.gap(d, t, missing);
 }
 
 void TcpSplit::sink_events(TcpConnection& c) {

@@ -67,12 +67,21 @@ public:
     using EventSink = std::function<void(const TcpConnection&, std::vector<Event>&&)>;
     using EndSink = std::function<void(const TcpConnection&)>;
     using IgnoreSink = std::function<void(const TcpConnection&)>;
+    using ByteSink = std::function<void(const TcpConnection&, Direction, FileTime, ByteView)>;
+    using GapSink = std::function<void(const TcpConnection&, Direction, FileTime, std::uint64_t missing)>;
     explicit TcpSplit(EventSink sink, TcpLimits limits = {}) : sink_(std::move(sink)), limits_(limits) {}
     /// Called once per connection after its last events, just before it is forgotten.
     void on_end(EndSink sink) { end_sink_ = std::move(sink); }
     /// Called when a connection turns out not to be DCE/RPC: from then on its payload bytes are never read
     /// (only their count), so a reader may hand over segments of it without copying their bytes.
     void on_ignore(IgnoreSink sink) { ignore_sink_ = std::move(sink); }
+    /// The second sink: every chunk of bytes exactly as it is fed to the connection's conversation (in
+    /// sequence and causal order, each byte once), and every hole declared a gap, for readers that keep the
+    /// stream itself (the recorded connections of kms-replay).
+    void on_bytes(ByteSink bytes, GapSink gaps) {
+        byte_sink_ = std::move(bytes);
+        gap_sink_ = std::move(gaps);
+    }
     /// Adds one segment.
     void add(const TcpSegment& seg);
     /// Ends every open connection (end of capture), in order of appearance.
@@ -95,6 +104,7 @@ private:
     void pump(TcpConnection& c, bool force);
     bool deliver_front(TcpConnection& c, Direction d, bool ignore_ack);
     void deliver(TcpConnection& c, Direction d, FileTime t, ByteView bytes);
+    void gap(TcpConnection& c, Direction d, FileTime t, std::uint64_t missing);
     void sink_events(TcpConnection& c);
     void end(TcpConnection& c, FileTime t, EndReason why);
     void erase(std::unordered_map<Key, Entry, KeyHash>::iterator it);
@@ -103,6 +113,8 @@ private:
     EventSink sink_;
     EndSink end_sink_;
     IgnoreSink ignore_sink_;
+    ByteSink byte_sink_;
+    GapSink gap_sink_;
     TcpLimits limits_;
     std::unordered_map<Key, Entry, KeyHash> open_;
     // Connections closed by FIN or RST, so that their last ACKs and retransmissions start nothing new.

@@ -1,6 +1,7 @@
 // The pcap-to-events path: the input is written to a memfd and read with PacketSource (libpcap; pcap or
 // pcapng, plain or gzip), every TCP segment goes through TcpSplit (reassembly) into Conversations, then
-// finish(); the same file also goes through read_connections() (the recorded-connections reader). The input is
+// finish(); the same file also goes through read_capture() (the recorded-connections sink of the same reassembler,
+// which must report the same read error). The input is
 // also given to decode_packet() / decode_udp_packet() directly for every supported link type, since most inputs
 // never make it through libpcap. Inputs whose size is a multiple of 4 use tiny TcpLimits (eviction, forced
 // delivery, idle timeouts).
@@ -89,12 +90,10 @@ void check_file(const std::uint8_t* data, std::size_t size) {
     // The recorded-connections reader opens the file again (PacketSource buffers are large, so opening costs);
     // only worth it when there were TCP segments.
     if (last_frame == 0) return;
-    std::vector<RecordedConnection> recorded;
-    try {
-        recorded = read_connections(path);
-    } catch (const std::runtime_error&) {
-        FUZZ_CHECK(false);  // it opened once already
-    }
+    // The same reader and reassembler: it must fail exactly where the first pass failed.
+    RecordedCapture recorded_capture = read_capture(path, limits);
+    FUZZ_CHECK(recorded_capture.error == source->error());
+    const auto& recorded = recorded_capture.connections;
     for (const auto& c : recorded) {
         FUZZ_CHECK(!c.pdus.empty());
         for (const auto& p : c.pdus) {

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <unordered_map>
 
 #include "kmscope/conversation.hpp"
 #include "kmscope/server.hpp"
@@ -61,13 +62,13 @@ std::string failed_checks(const kms::Verdict& v) {
 CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& out, std::ostream& err, bool json) {
     CheckSummary sum;
     for (const auto& path : captures) {
-        std::vector<capture::RecordedConnection> conns;
-        try {
-            conns = capture::read_connections(path);
-        } catch (const std::exception& e) {
-            err << "kms-replay check: " << path << ": " << e.what() << "\n";
+        // The capture library's reader: the same reassembly and the same read errors as kms-analyze.
+        // Connections read before damage are still checked; the error makes the exit status 2.
+        capture::RecordedCapture cap = capture::read_capture(path);
+        const auto& conns = cap.connections;
+        if (!cap.error.empty()) {
+            err << "kms-replay check: " << cap.error << "\n";
             ++sum.errors;
-            continue;
         }
         const RecordedServer learned = learn_server(conns);
         for (std::size_t ci = 0; ci < conns.size(); ++ci) {
@@ -80,6 +81,11 @@ CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& o
                     n && !n->alter_context && n->answered && !assoc_group)
                     assoc_group = n->assoc_group;
             }
+            // The recorded answer each request is replayed with: the last exchange with that call id that has
+            // both halves (looked up once, so a connection with many calls stays linear).
+            std::unordered_map<std::uint32_t, const Exchange*> answered_call;
+            for (const auto& x : recorded)
+                if (x.request && x.response) answered_call[x.call_id] = &x;
             // The same server path as serve, configured as the recorded server.
             server::ServerContext ctx;
             {
@@ -99,8 +105,8 @@ CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& o
                 clock.set(p.time);
                 rng.set({});
                 if (auto h = rpc::parse_header(p.bytes); h && h->ptype == 0) {
-                    for (const auto& x : recorded) {
-                        if (x.call_id != h->call_id || !x.request || !x.response) continue;
+                    if (auto it = answered_call.find(h->call_id); it != answered_call.end()) {
+                        const Exchange& x = *it->second;
                         // This response's server fields and random values, as recorded.
                         RecordedFields f = fields_of(*x.response);
                         for (const auto& fam : csvlk_families())
@@ -129,15 +135,17 @@ CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& o
             std::vector<Exchange> mine;
             for (auto& ev : ours.take_events())
                 if (auto* x = std::get_if<Exchange>(&ev)) mine.push_back(std::move(*x));
+            std::unordered_map<std::uint32_t, const Exchange*> our_call;  // the last answer per call id
+            for (const auto& x : mine)
+                if (x.outcome != Outcome::Orphan) our_call[x.call_id] = &x;
 
             const std::string where =
                 path + " #" + std::to_string(ci + 1) + " " + conn.client.to_string() + " -> " + conn.server.to_string();
             for (const auto& r : recorded) {
                 if (r.outcome == Outcome::Orphan) continue;
                 ++sum.exchanges;
-                const Exchange* m = nullptr;
-                for (const auto& x : mine)
-                    if (x.call_id == r.call_id && x.outcome != Outcome::Orphan) m = &x;
+                auto found = our_call.find(r.call_id);
+                const Exchange* m = found == our_call.end() ? nullptr : found->second;
                 std::vector<std::string> diffs;
                 std::string status;
                 auto field = [&](const char* name, const std::string& a, const std::string& b) {
@@ -201,7 +209,7 @@ CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& o
                 }
             }
         }
-        if (conns.empty()) {
+        if (conns.empty() && cap.error.empty()) {
             err << "kms-replay check: " << path << ": no DCE/RPC connection found\n";
             ++sum.errors;
         }

@@ -266,13 +266,14 @@ int run_send(const SendOptions& o, std::ostream& out, std::ostream& err_out) {
     }
     std::vector<Script> scripts;
     for (const auto& path : o.captures) {
-        std::vector<capture::RecordedConnection> conns;
-        try {
-            conns = capture::read_connections(path);
-        } catch (const std::exception& e) {
-            err_out << "kms-replay send: " << path << ": " << e.what() << "\n";
+        // A capture that cannot be read whole is an input error before anything is sent: replaying the
+        // part before the damage would pass for a complete run.
+        capture::RecordedCapture cap = capture::read_capture(path);
+        if (!cap.error.empty()) {
+            err_out << "kms-replay send: " << cap.error << "\n";
             return 2;
         }
+        const auto& conns = cap.connections;
         for (std::size_t i = 0; i < conns.size(); ++i)
             scripts.push_back(make_script(path + " #" + std::to_string(i + 1), conns[i]));
     }

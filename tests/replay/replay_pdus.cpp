@@ -9,7 +9,12 @@ int main(int argc, char** argv) {
         std::cerr << "usage: replay_pdus CAPTURE\n";
         return 2;
     }
-    auto conns = kmscope::capture::read_connections(argv[1]);
+    auto capture = kmscope::capture::read_capture(argv[1]);
+    if (!capture.error.empty()) {
+        std::cerr << "replay_pdus: " << capture.error << "\n";
+        return 2;
+    }
+    const auto& conns = capture.connections;
     for (std::size_t i = 0; i < conns.size(); ++i)
         for (const auto& p : conns[i].pdus)
             std::cout << i << ' ' << (p.direction == kmscope::Direction::ToServer ? 'C' : 'S') << ' '
