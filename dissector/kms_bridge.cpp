@@ -13,6 +13,7 @@
 #include "kmscope/conversation.hpp"
 #include "kmscope/epid.hpp"
 #include "kmscope/fingerprint.hpp"
+#include "kmscope/kms_expected.hpp"
 #include "kmscope/ndr.hpp"
 #include "kmscope/products.hpp"
 #include "kmscope/rpc_checks.hpp"
@@ -132,8 +133,8 @@ ServerFingerprint& fingerprint_for(const char* server_key) {
     return (*g_fingerprints)[server_key];
 }
 
-void fill_request(wmem_allocator_t* scope, const kms::DecodedRequest& q, unsigned want, RequestView* out) {
-    const bool details = want & kWantDetails;
+void fill_request(wmem_allocator_t* scope, const kms::DecodedRequest& q, ByteView message, unsigned want,
+                  RequestView* out) {
     out->decoded = true;
     out->encrypted = q.encrypted();
     copy(out->iv, q.iv);
@@ -147,10 +148,10 @@ void fill_request(wmem_allocator_t* scope, const kms::DecodedRequest& q, unsigne
     out->license_status = b.license_status;
     out->binding_expiration = b.binding_expiration;
     out->n_policy = b.n_policy;
-    // The SKU name is in the Info column; the other names only in the tree.
+    // Every product GUID is looked up: an unknown one is an expert info, which the first pass needs.
     out->sku = product_view(scope, b.sku_id);
-    out->app = details ? product_view(scope, b.app_id) : plain_view(b.app_id);
-    out->kms = details ? product_view(scope, b.kms_id) : plain_view(b.kms_id);
+    out->app = product_view(scope, b.app_id);
+    out->kms = product_view(scope, b.kms_id);
     out->cmid = plain_view(b.cmid);
     out->previous_cmid = plain_view(b.previous_cmid);
     out->client_time = time_view(b.client_time);
@@ -159,7 +160,14 @@ void fill_request(wmem_allocator_t* scope, const kms::DecodedRequest& q, unsigne
         out->license_status_name = literal(license_status_name(b.license_status));
         out->cmid_text = dup(scope, b.cmid.to_string());
     }
-    if (!details) return;
+    if (!q.encrypted()) {
+        out->mac_status = q.mac_ok ? kCheckGood : kCheckBad;
+        if (!q.mac_ok && (want & kWantTree))
+            if (auto mac = kms::expected_request_mac(message)) {
+                out->has_mac_expected = true;
+                copy(out->mac_expected, *mac);
+            }
+    }
     // On the request frame a failed "version" check means the request's own version is unsupported
     // (the core's description speaks of the response, which is the exchange-level meaning).
     for (auto c : kms::verify_request(q).failed) {
@@ -170,7 +178,7 @@ void fill_request(wmem_allocator_t* scope, const kms::DecodedRequest& q, unsigne
     }
 }
 
-void fill_epid(const std::string& epid, EpidView& v) {
+void fill_epid(wmem_allocator_t* scope, const std::string& epid, EpidView& v) {
     auto parts = parse_epid(epid);
     if (!parts) return;
     v.parsed = true;
@@ -184,9 +192,21 @@ void fill_epid(const std::string& epid, EpidView& v) {
     sys_days day =
         sys_days{year{parts->year} / January / 1} + days{parts->day_of_year > 0 ? parts->day_of_year - 1 : 0};
     v.date = TimeView{day.time_since_epoch().count() * 86400LL, 0};
+    const year_month_day ymd{day};
+    static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    const unsigned month = static_cast<unsigned>(ymd.month());
+    const int y = static_cast<int>(ymd.year());
+    const unsigned d = static_cast<unsigned>(ymd.day());
+    v.date_iso = wmem_strdup_printf(scope, "%04d-%02u-%02u", y, month, d);
+    v.date_text = wmem_strdup_printf(scope, "%s %u, %d", kMonths[(month + 11) % 12], d, y);
+    // The last dash-separated part of the ePID, DDDYYYY (parse_epid accepted it).
+    const auto dash = epid.rfind('-');
+    v.day_year = dup(scope, dash == std::string::npos ? std::string_view() : std::string_view(epid).substr(dash + 1));
 }
 
-void fill_response(wmem_allocator_t* scope, const kms::DecodedResponse& p, unsigned want, ResponseView* out) {
+void fill_response(wmem_allocator_t* scope, const kms::DecodedResponse& p, ByteView message, unsigned want,
+                   ResponseView* out) {
     out->decoded = true;
     out->encrypted = p.encrypted();
     copy(out->iv, p.iv);
@@ -198,7 +218,7 @@ void fill_response(wmem_allocator_t* scope, const kms::DecodedResponse& p, unsig
     out->layout = kms::layout::response_layout(p.base.pid_size, p.version.major);
     out->pid_size = p.base.pid_size;
     out->epid = dup(scope, p.base.epid);
-    if (want & kWantDetails) fill_epid(p.base.epid, out->epid_parts);  // the parts are tree items only
+    if (want & kWantTree) fill_epid(scope, p.base.epid, out->epid_parts);  // the parts are tree items only
     std::memcpy(out->cmid, p.base.cmid.wire.data(), 16);
     out->client_time = time_view(p.base.client_time);
     out->count = p.base.count;
@@ -211,6 +231,23 @@ void fill_response(wmem_allocator_t* scope, const kms::DecodedResponse& p, unsig
     if (p.hwid) {
         out->has_hwid = true;
         copy(out->hwid, p.hwid->bytes);
+    }
+    // The MAC and the HMAC depend on the response alone; the hash on the request (set_verdict).
+    out->hash_status = kCheckUnverified;
+    if (!p.encrypted()) {
+        out->mac_status = p.mac_ok ? kCheckGood : kCheckBad;
+        if (!p.mac_ok && (want & kWantTree))
+            if (auto mac = kms::expected_response_mac(p, message)) {
+                out->has_mac_expected = true;
+                copy(out->mac_expected, *mac);
+            }
+    } else if (p.version.major >= 6) {
+        out->hmac_status = p.hmac_ok ? kCheckGood : kCheckBad;
+        if (!p.hmac_ok && (want & kWantTree))
+            if (auto mac = kms::expected_hmac(p)) {
+                out->has_hmac_expected = true;
+                copy(out->hmac_expected, *mac);
+            }
     }
 }
 
@@ -226,6 +263,13 @@ void observe_exchange(wmem_allocator_t* scope, const char* server_key, const Exc
     for (std::size_t i = reported; i < fp.tells().size(); ++i)
         add_text(scope, out->new_tells, "emulator", fp.tells()[i]);
     reported = fp.tells().size();
+}
+
+/// True when check `hash` is among `checks`.
+bool kept_hash_failed(const CheckList& checks) {
+    for (int i = 0; i < checks.n; ++i)
+        if (checks.code[i] == static_cast<guint8>(kms::Check::Hash)) return true;
+    return false;
 }
 
 const char* verdict_text(wmem_allocator_t* scope, const CheckList& checks) {
@@ -265,8 +309,16 @@ void set_verdict(wmem_allocator_t* scope, const ResponseInput& in, const std::op
     }
     out->verified = true;
     out->valid = out->checks.n == 0;
-    if (in.want & kWantDetails) add_failed(out->failed, out->checks);
+    add_failed(out->failed, out->checks);
     if (in.want & kWantTapText) out->verdict = verdict_text(scope, out->checks);
+    if (p.encrypted()) {
+        const bool hash_failed = kept_hash_failed(out->checks);
+        out->hash_status = hash_failed ? kCheckBad : kCheckGood;
+        if (hash_failed && q && (in.want & kWantTree)) {
+            out->has_hash_expected = true;
+            copy(out->hash_expected, kms::expected_hash(*q, p));
+        }
+    }
 }
 
 }  // namespace
@@ -300,7 +352,7 @@ void decode_request_stub(wmem_allocator_t* scope, const guint8* stub, std::size_
             out->error = dup(scope, q.error().to_string());
             return;
         }
-        fill_request(scope, *q, want, out);
+        fill_request(scope, *q, framed->message, want, out);
         if (keep) keep_request(keep, std::move(*q));
     } catch (const std::exception& e) {
         out->error = dup(scope, std::string("internal error: ") + e.what());
@@ -323,9 +375,10 @@ void decode_response_stub(wmem_allocator_t* scope, const ResponseInput& in, Resp
         const bool rpc_anomalies = out->anomalies.n > 0 || out->header_anomalies.n > 0;
         out->hresult = framed->return_value;
         out->hresult_name = literal(hresult_name(framed->return_value));
-        // A kept verdict makes the request unnecessary; else it is needed to verify (and to fingerprint).
+        // A kept verdict makes the request unnecessary, except for the hash it should carry when that check
+        // failed (shown in a tree); else it is needed to verify (and to fingerprint).
         std::optional<kms::DecodedRequest> q;
-        if (!in.kept_verdict) q = request_for(in);
+        if (!in.kept_verdict || ((in.want & kWantTree) && kept_hash_failed(*in.kept_verdict))) q = request_for(in);
         if (!framed->message) {
             out->is_hresult = true;
             if (in.want & kWantTapText)
@@ -360,7 +413,7 @@ void decode_response_stub(wmem_allocator_t* scope, const ResponseInput& in, Resp
             out->error = dup(scope, p.error().to_string());
             return;
         }
-        fill_response(scope, *p, in.want, out);
+        fill_response(scope, *p, *framed->message, in.want, out);
         set_verdict(scope, in, q, *p, rpc_anomalies, out);
         if (in.server_key) {
             Exchange x;
@@ -463,6 +516,10 @@ void parse_pdu_view(const guint8* bytes, std::size_t len, PduView* out) noexcept
     } catch (...) {
         *out = PduView{};
     }
+}
+
+void check_names(const CheckList& checks, TextList* out) noexcept {
+    add_failed(*out, checks);  // literals of the core: nothing allocates
 }
 
 void reset_fingerprints() noexcept {

@@ -16,12 +16,19 @@ namespace kmsdiss {
 
 inline constexpr int kMaxItems = 16;
 
-/// What a caller needs beyond the Info column, the decrypted data source and the fingerprint; the bridge
-/// skips the rest (most frames of a summary run need neither).
+/// What a caller needs beyond the Info column, the decrypted data sources, the verdict, the expert infos and
+/// the fingerprint (always computed: Wireshark records expert infos on the first pass, without a tree, for its
+/// status bar); the bridge skips the rest (most frames of a summary run need neither).
 enum Want : unsigned {
-    kWantDetails = 1u << 0,  // tree items and expert infos: product names of every GUID, the request's own
-                             // failed checks, ePID parts, failed-check descriptions
+    kWantTree = 1u << 0,     // items seen only in a tree: ePID parts, the expected value of a bad MAC/hash/HMAC
     kWantTapText = 1u << 1,  // texts for the kms tap: CMID text, license status name, verdict text
+};
+
+/// The status of a MAC, hash or HMAC, with Wireshark's checksum values (proto_checksum_enum_e).
+enum CheckStatus : guint8 {
+    kCheckBad = 0,         // PROTO_CHECKSUM_E_BAD
+    kCheckGood = 1,        // PROTO_CHECKSUM_E_GOOD
+    kCheckUnverified = 2,  // PROTO_CHECKSUM_E_UNVERIFIED: the request, which it depends on, was not seen
 };
 
 /// Failed checks (kms::Check values) in verdict order: what a response frame keeps across passes.
@@ -64,6 +71,9 @@ struct RequestView {
     bool decrypt_skipped;  // v5/v6 but decryption is off
     guint8 iv[16];
     guint8 mac[16];
+    guint8 mac_status;      // v4: CheckStatus of the MAC
+    bool has_mac_expected;  // v4, bad MAC, kWantTree: the MAC the request should carry
+    guint8 mac_expected[16];
     const guint8* plaintext;  // v5/v6: 240 decrypted bytes (base request + padding)
     guint32 plaintext_len;
     guint32 vm_info, license_status, binding_expiration, n_policy;
@@ -72,14 +82,17 @@ struct RequestView {
     TimeView client_time;
     const char* workstation;
     const char* cmid_text;
-    TextList failed;  // checks of the request alone (verify_request; kWantDetails only)
+    TextList failed;  // checks of the request alone (verify_request)
 };
 
 /// The ePID broken into its parts.
 struct EpidView {
     bool parsed;
     guint32 platform, group, key_id, channel, lcid, build;
-    TimeView date;  // activation day (UTC midnight)
+    TimeView date;          // activation day (UTC midnight)
+    const char* date_iso;   // the same as ISO 8601 "2022-10-04"
+    const char* date_text;  // the same as Wireshark writes dates: "Oct 4, 2022"
+    const char* day_year;   // the ePID's last part as sent: day of year and year, "2772022"
 };
 
 /// Everything the dissector shows for a response stub.
@@ -107,13 +120,18 @@ struct ResponseView {
     guint32 count, activation_interval, renewal_interval;
     guint8 random_xored_ivs[16], hash[32], hwid[8], xored_ivs[16], hmac[16];
     bool has_hwid;
+    // MAC (v4), hash (v5/v6) and HMAC (v6) statuses (CheckStatus) and, when bad and kWantTree, what they
+    // should be (the hash needs the request).
+    guint8 mac_status, hash_status, hmac_status;
+    bool has_mac_expected, has_hash_expected, has_hmac_expected;
+    guint8 mac_expected[16], hash_expected[32], hmac_expected[16];
     TextList anomalies;         // response stub framing deviations (core's parse_response_stub)
     TextList header_anomalies;  // response header deviations (core's rpc::response_header_anomalies)
     // Verification (only when the request was seen, or from a verdict kept by an earlier pass).
     bool verified;
     bool valid;
     CheckList checks;     // the failed checks
-    TextList failed;      // the same with names and descriptions (kWantDetails only)
+    TextList failed;      // the same with names and descriptions
     const char* verdict;  // kWantTapText only: "ok", "FAIL hash ...", "HRESULT 0x... NAME", "unverified"
     // Fingerprint of the server after this response (first pass only; NULL otherwise).
     const char* server_impl;
@@ -190,6 +208,9 @@ struct PduView {
 /// Parses the PDU at the start of `bytes`; for requests and responses says which NDR (if any) frames the
 /// stub as a KMS message (requests: a supported KMS version; responses: a valid response stub).
 void parse_pdu_view(const guint8* bytes, std::size_t len, PduView* out) noexcept;
+
+/// The names and descriptions of the failed checks of a verdict (e.g. one kept by an earlier pass).
+void check_names(const CheckList& checks, TextList* out) noexcept;
 
 /// Forgets every server fingerprint and connection (new capture file).
 void reset_fingerprints() noexcept;

@@ -1,5 +1,5 @@
 #!/bin/sh
-# dissector.registration: the plugin loads with the project version, and every field name of issue 3 is
+# dissector.registration: the plugin loads with the project version, and every field name of issues 3 and 12 is
 # registered with its type.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
