@@ -6,6 +6,7 @@
 //   fuzz_pdu           every PDU of every direction, and every reassembled request/response
 //   fuzz_server        every client->server direction and every client PDU, behind a config byte and a
 //                      chunking byte
+//   fuzz_serve_path    every client->server direction, behind config, sync-failure and chunking bytes
 //   fuzz_ndr           every request and response stub
 //   fuzz_kms           every KMS request and response message (mode 0), every request/response pair (mode 1)
 //                      and the fields of every exchange for the builders (mode 2)
@@ -208,6 +209,15 @@ void seed_connection(SeedWriter& out, const Connection& c, std::set<std::string>
             Bytes s7{0x46, 0x2a};
             put(s7, dirs[d]);
             out.write("fuzz_server", s7);
+            // fuzz_serve_path: [config] [sync failures] [chunking] client stream: genuine counts on a
+            // Windows 8+ host with every sync succeeding, then a Windows 7 host with JSON lines, limits
+            // and the first sync failing, in chunks.
+            Bytes p{0x0b, 0x00, 0x00};
+            put(p, dirs[d]);
+            out.write("fuzz_serve_path", p);
+            Bytes p7{0x5e, 0x01, 0x2a};
+            put(p7, dirs[d]);
+            out.write("fuzz_serve_path", p7);
         }
 
         rpc::StreamFramer framer;

@@ -28,9 +28,9 @@
 #include "identity.hpp"
 #include "kmscope/counting.hpp"
 #include "kmscope/server.hpp"
-#include "kmscope/status.hpp"
 #include "recorded.hpp"
 #include "recorded_server.hpp"
+#include "serve_path.hpp"
 #include "util.hpp"
 
 namespace kmscope::replay {
@@ -96,6 +96,7 @@ public:
     server::ServerContext ctx;
     std::unique_ptr<SqliteCmidStore> db;
     std::unique_ptr<ActivationLog> log;
+    std::unique_ptr<ServePath> path;  // what happens to a connection's bytes, sockets excepted
     std::vector<Cidr> allow;
     std::vector<int> listeners;
     std::vector<std::unique_ptr<Worker>> workers;
@@ -119,7 +120,6 @@ public:
     void reload();
     void notify(const std::string& state);
     std::string status_line() const;
-    void record(const std::string& client, const server::ActivationRecord& rec);
     void log_stats_error(const std::string& what);
     /// Opens the database (genuine counts, statistics) and routes its events to the log.
     void open_db();
@@ -318,13 +318,8 @@ void Worker::pause_accept(int err) {
 
 void Worker::release_held() {
     if (held.empty()) return;
-    std::string err;
-    try {
-        // One statistics transaction and one fdatasync of the WAL for every answer of this batch.
-        if (auto e = srv->db->end_batch(); !e.empty()) srv->log_stats_error(e);
-    } catch (const std::exception& e) {
-        err = e.what();
-    }
+    // One statistics transaction and one fdatasync of the WAL for every answer of this batch.
+    std::string err = srv->path->end_batch();
     auto fds = std::move(held);
     held.clear();
     for (int fd : fds) {
@@ -332,17 +327,9 @@ void Worker::release_held() {
         if (it == conns.end() || !it->second->held) continue;
         Conn* c = it->second.get();
         c->held = false;
-        if (!err.empty()) {
-            // Not durable, so not acknowledged: each KMS response of the batch becomes an error answer
-            // (the client retries later) instead of a silent close.
-            auto from = static_cast<std::ptrdiff_t>(std::min(c->unsynced_from, c->out.size()));
-            auto withdrawn =
-                c->sc->withdraw_responses(ByteView(c->out).subspan(static_cast<std::size_t>(from)), kHrInvalidData,
-                                          "the database could not make it durable: " + err);
-            c->out.erase(c->out.begin() + from, c->out.end());
-            c->out.insert(c->out.end(), withdrawn.bytes.begin(), withdrawn.bytes.end());
-            for (const auto& ev : withdrawn.events) srv->log->event(c->peer_text, server::describe(ev));
-        }
+        // Not durable, so not acknowledged: each KMS response of the batch becomes an error answer (the
+        // client retries later) instead of a silent close.
+        if (!err.empty()) srv->path->withdraw(*c->sc, c->peer_text, c->out, c->unsynced_from, err);
         flush(c);
     }
 }
@@ -415,22 +402,14 @@ void Worker::read_some(Conn* c) {
             c->closing = true;
             break;
         }
-        // A request whose CMID the database cannot take is refused by the core with an error answer
-        // (server::CountUnavailable); the framer gives a large PDU's buffer back once it is consumed.
-        server::Output out;
-        try {
-            out = c->sc->on_bytes(ByteView(buf, static_cast<std::size_t>(n)), srv->clock, rng);
-        } catch (const std::exception& e) {
-            close_conn(c, std::string("internal error, request not answered: ") + e.what());
+        auto got = srv->path->receive(*c->sc, c->peer_text, ByteView(buf, static_cast<std::size_t>(n)), c->out,
+                                      srv->clock, rng);
+        if (!got.failure.empty()) {
+            close_conn(c, got.failure);
             return;
         }
-        for (const auto& rec : out.activations) srv->record(c->peer_text, rec);
-        for (const auto& ev : out.events)
-            // Faults and error answers are in the activation record logged above.
-            if (!server::answers_request(ev.kind)) srv->log->event(c->peer_text, server::describe(ev));
-        if (!out.activations.empty() || !out.bytes.empty()) c->deadline_ns = mono_ns() + srv->idle_ns;
-        c->out.insert(c->out.end(), out.bytes.begin(), out.bytes.end());
-        if (out.close) {
+        if (got.answered) c->deadline_ns = mono_ns() + srv->idle_ns;
+        if (got.close) {
             c->closing = true;
             break;
         }
@@ -439,7 +418,7 @@ void Worker::read_some(Conn* c) {
     }
     // Acknowledged CMIDs must be durable before the answers leave: with --db-sync full they wait for
     // one sync of the database at the end of this batch of events (group commit).
-    if (srv->db && !c->out.empty() && srv->db->dirty()) {
+    if (!c->out.empty() && srv->path->must_wait()) {
         if (!c->held) {
             c->held = true;
             c->unsynced_from = batch_start;
@@ -500,19 +479,6 @@ void Worker::sweep() {
         if (c->sc->partial()) why += " with a partial PDU";
         if (c->out_pos < c->out.size()) why += " while the client did not read its answers";
         close_conn(c, why);
-    }
-}
-
-void Server::record(const std::string& client, const server::ActivationRecord& rec) {
-    log->activation(client, rec, *ctx.products);
-    if (!db) return;
-    try {
-        std::string kms_id = rec.request ? rec.request->kms_id.to_string() : "(none)";
-        std::uint32_t ls = rec.request ? rec.request->license_status : 0;
-        std::uint32_t np = rec.request ? rec.request->n_policy : 0;
-        db->record_request(kms_id, ls, result_kind(rec), rec.count, np, rec.time);
-    } catch (const std::exception& e) {
-        log_stats_error(e.what());
     }
 }
 
@@ -817,6 +783,7 @@ int Server::run() {
             return 2;
         }
     }
+    path = std::make_unique<ServePath>(ctx, *log, db.get(), [this](const std::string& e) { log_stats_error(e); });
     if (!opts.pid_file.empty()) std::ofstream(opts.pid_file) << getpid() << "\n";
     for (unsigned i = 0; i < opts.threads; ++i) {
         auto w = std::make_unique<Worker>();

@@ -1,0 +1,54 @@
+// What serve does with one connection's bytes between the socket and the core, sockets excepted: the
+// core answers; each activation goes to the log and the statistics; each connection event is logged
+// once; answers that acknowledge counts wait for the store's sync, and become error answers when that
+// sync fails. serve.cpp owns sockets, timers and epoll; fuzz/fuzz_serve_path.cpp drives this directly.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+#include "activation_log.hpp"
+#include "cmid_store.hpp"
+#include "kmscope/environment.hpp"
+#include "kmscope/server.hpp"
+
+namespace kmscope::replay {
+
+/// Shared by every connection of a server. The log and the store are thread-safe.
+class ServePath {
+public:
+    /// `db` may be null (fixed counts, no statistics). `context` is read at each call (a reload
+    /// changes it in place). `stats_error` is told when statistics could not be written (the caller
+    /// rate-limits it); it must not throw.
+    ServePath(const server::ServerContext& context, ActivationLog& log, SqliteCmidStore* db,
+              std::function<void(const std::string&)> stats_error);
+
+    struct Received {
+        bool close = false;     // the core asked to close the connection once the answers are sent
+        bool answered = false;  // something was answered or recorded: the client is not idle
+        std::string failure;    // an internal error: close the connection without an answer
+    };
+    /// Hands `bytes` from the client `who` to its ServerConnection and appends the answers to `out`.
+    Received receive(server::ServerConnection& connection, const std::string& who, ByteView bytes, Bytes& out,
+                     const Clock& clock, RandomSource& rng) const;
+    /// True when answers given since the last end_batch() acknowledge counts that are not durable yet:
+    /// they must not be sent before end_batch() returns "".
+    bool must_wait() const { return db_ && db_->dirty(); }
+    /// Writes the batch's statistics and makes the acknowledged counts durable (one sync for every
+    /// connection's answers). "" on success, else why the counts are not durable.
+    std::string end_batch() const;
+    /// After end_batch() failed with `why`: the KMS responses in out[from..] become error answers, one
+    /// log line each (the client retries later; nothing unsaved is acknowledged).
+    void withdraw(const server::ServerConnection& connection, const std::string& who, Bytes& out, std::size_t from,
+                  const std::string& why) const;
+
+private:
+    void record(const std::string& who, const server::ActivationRecord& rec) const;
+    const server::ServerContext& ctx_;
+    ActivationLog& log_;
+    SqliteCmidStore* db_;
+    std::function<void(const std::string&)> stats_error_;
+};
+
+}  // namespace kmscope::replay
