@@ -36,7 +36,12 @@ namespace {
 
 bool g_fail_sync = false;  // the next syncs fail
 
-int call_real(const char* name, int fd) {
+// EIO while g_fail_sync is set, else the C library's function `name`.
+int sync_or_fail(const char* name, int fd) {
+    if (g_fail_sync) {
+        errno = EIO;
+        return -1;
+    }
     using Fn = int (*)(int);
     auto real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
     return real ? real(fd) : 0;
@@ -44,20 +49,12 @@ int call_real(const char* name, int fd) {
 
 }  // namespace
 
-// The store's sync, as SQLite calls it: failing on demand, otherwise the C library's.
+// The store's sync, as SQLite calls it: failing on demand.
 extern "C" int fdatasync(int fd) {
-    if (g_fail_sync) {
-        errno = EIO;
-        return -1;
-    }
-    return call_real("fdatasync", fd);
+    return sync_or_fail("fdatasync", fd);
 }
 extern "C" int fsync(int fd) {
-    if (g_fail_sync) {
-        errno = EIO;
-        return -1;
-    }
-    return call_real("fsync", fd);
+    return sync_or_fail("fsync", fd);
 }
 
 namespace {

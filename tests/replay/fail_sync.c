@@ -7,27 +7,16 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static int failing(void) {
+/* EIO while the flag file exists, else the C library's function `name`. */
+static int sync_or_fail(const char* name, int fd) {
     const char* flag = getenv("KMS_FAIL_SYNC_FLAG");
-    return flag && access(flag, F_OK) == 0;
-}
-
-int fdatasync(int fd) {
-    static int (*real)(int);
-    if (failing()) {
+    if (flag && access(flag, F_OK) == 0) {
         errno = EIO;
         return -1;
     }
-    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    return real(fd);
+    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, name);
+    return real ? real(fd) : 0;
 }
 
-int fsync(int fd) {
-    static int (*real)(int);
-    if (failing()) {
-        errno = EIO;
-        return -1;
-    }
-    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    return real(fd);
-}
+int fdatasync(int fd) { return sync_or_fail("fdatasync", fd); }
+int fsync(int fd) { return sync_or_fail("fsync", fd); }
