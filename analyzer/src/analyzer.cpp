@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <stdexcept>
+#include <utility>
 
 #include "ignored_flows.hpp"
 #include "packet_batch.hpp"
@@ -44,9 +45,23 @@ bool is_dns(const capture::UdpDatagram& d) {
 
 }  // namespace
 
+// Stream-level diagnostics one connection may print; past it they are counted and summarised in one
+// line, so that a hostile file (one connection with 400,000 TCP holes) keeps memory and records flat.
+constexpr std::uint64_t kMaxStreamDiagnostics = 64;
+
 // Per-connection state kept while the connection is open.
 struct Analyzer::ConnState {
-    std::vector<std::string> diagnostics;  // stream-level, not yet attached to an exchange
+    std::vector<std::string> diagnostics;    // stream-level, not yet attached to an exchange
+    std::uint64_t diagnostics_seen = 0;      // over the connection's life, kept and left out
+    std::uint64_t diagnostics_left_out = 0;  // since the last record that told the kept ones
+    /// The kept diagnostics and, past the cap, the line that counts the rest; leaves none behind.
+    std::vector<std::string> take_diagnostics() {
+        if (diagnostics_left_out)
+            diagnostics.push_back(std::to_string(diagnostics_left_out) + " more stream diagnostics left out (at most " +
+                                  std::to_string(kMaxStreamDiagnostics) + " per connection are listed)");
+        diagnostics_left_out = 0;
+        return std::exchange(diagnostics, {});
+    }
     std::string client, server, client_address;
     ServerFingerprint* fp = nullptr;  // of this connection's server
     std::uint64_t exchanges = 0;
@@ -91,6 +106,10 @@ void Analyzer::on_events(const std::string& file, const capture::TcpConnection& 
     for (auto& e : events) {
         st.fp->observe(e);
         if (const auto* d = std::get_if<Diagnostic>(&e)) {
+            if (++st.diagnostics_seen > kMaxStreamDiagnostics) {
+                ++st.diagnostics_left_out;
+                continue;
+            }
             st.diagnostics.push_back(std::string(direction_name(d->direction)) + " at byte " +
                                      std::to_string(d->stream_offset) + ": " + d->message);
             continue;
@@ -108,7 +127,7 @@ void Analyzer::on_events(const std::string& file, const capture::TcpConnection& 
         r.first_seen = c.first_seen;
         r.last_seen = c.last_seen;
         r.x = std::move(*x);
-        r.stream_diagnostics.swap(st.diagnostics);
+        r.stream_diagnostics = st.take_diagnostics();
         r.impl = st.fp->verdict();
         pipe_.push(std::move(r));
     }
@@ -124,7 +143,8 @@ void Analyzer::on_end(const std::string& file, const capture::TcpConnection& c) 
         conns_.erase(it);
     }
     if (!kms && !candidate) return;
-    if (kms && st.diagnostics.empty() && (st.answered || st.exchanges > 0)) return;  // fully told by its exchanges
+    if (kms && st.diagnostics.empty() && !st.diagnostics_left_out && (st.answered || st.exchanges > 0))
+        return;  // fully told by its exchanges
     ConnectionRecord r;
     r.file = &file;
     r.stream = c.index - 1;
@@ -138,7 +158,7 @@ void Analyzer::on_end(const std::string& file, const capture::TcpConnection& c) 
     if (kms) {
         if (!st.answered && st.exchanges == 0)
             r.diagnostics.push_back("no KMS request was answered: " + state_sentence(r.state));
-        for (auto& d : st.diagnostics) r.diagnostics.push_back(std::move(d));
+        for (auto& d : st.take_diagnostics()) r.diagnostics.push_back(std::move(d));
         r.unanswered = !st.answered;
         pipe_.push(std::move(r));
         return;
