@@ -4,10 +4,12 @@
 #include <stdio_ext.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cstring>
 #include <stdexcept>
+
+#include "file_input.hpp"
+#include "pcapng_reader.hpp"
 
 namespace kmscope::capture {
 
@@ -159,44 +161,32 @@ std::optional<UdpDatagram> decode_udp(const L4& l4) {
     return out;
 }
 
-// gzip (or plain, zlib reads it transparently) through a stdio cookie, so libpcap can read it.
-ssize_t gz_read(void* cookie, char* buf, size_t size);
-int gz_seek(void* cookie, off64_t* off, int whence);
-int gz_close(void* cookie);
-
 }  // namespace
 
-// The open input: a FILE* for libpcap, backed by the file itself or by zlib.
+// The open input: a FILE* (stdio's buffering, for libpcap and the pcapng reader) on a cookie that reads
+// FileInput, which inflates gzip whatever the kind of file.
 struct PacketSource::Input {
+    std::unique_ptr<FileInput> input;
     FILE* file = nullptr;
-    gzFile gz = nullptr;
-    std::uint64_t consumed = 0;      // uncompressed bytes handed to stdio (gzip inputs)
-    std::uint64_t size = 0;          // on-disk size, 0 when unknown
-    std::unique_ptr<char[]> buffer;  // stdio's buffer (outlives the FILE: members die after ~PacketSource)
+    std::uint64_t size = 0;                // on-disk size, 0 when unknown
+    std::unique_ptr<char[]> buffer;        // stdio's buffer (outlives the FILE: members die after ~PacketSource)
+    std::unique_ptr<PcapngReader> pcapng;  // pcapng files; pcap files go through libpcap
 };
 
 namespace {
 
-ssize_t gz_read(void* cookie, char* buf, size_t size) {
-    auto* in = static_cast<PacketSource::Input*>(cookie);
-    int n = gzread(in->gz, buf, static_cast<unsigned>(std::min<size_t>(size, 1u << 30)));
-    if (n < 0) return -1;
-    in->consumed += static_cast<std::uint64_t>(n);
-    return n;
+ssize_t input_read(void* cookie, char* buf, size_t size) {
+    return static_cast<FileInput*>(cookie)->read(buf, size);
 }
 
-int gz_seek(void* cookie, off64_t* off, int whence) {
-    auto* in = static_cast<PacketSource::Input*>(cookie);
+int input_seek(void* cookie, off64_t* off, int whence) {
     if (whence != SEEK_CUR || *off != 0) return -1;  // only ftell
-    *off = static_cast<off64_t>(in->consumed);
+    *off = static_cast<off64_t>(static_cast<FileInput*>(cookie)->position());
     return 0;
 }
 
-int gz_close(void* cookie) {
-    auto* in = static_cast<PacketSource::Input*>(cookie);
-    int rc = in->gz ? gzclose(in->gz) : 0;
-    in->gz = nullptr;
-    return rc == Z_OK ? 0 : -1;
+int input_close(void*) {
+    return 0;  // the FileInput belongs to PacketSource::Input
 }
 
 }  // namespace
@@ -302,68 +292,124 @@ PacketSource::PacketSource(const std::string& path) : in_(std::make_unique<Input
     if (fd < 0) throw std::runtime_error(name + ": " + std::strerror(errno));
     struct stat st {};
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) in_->size = static_cast<std::uint64_t>(st.st_size);
-    bool gzip = false;
-    if (path != "-") {
-        unsigned char magic[2] = {};
-        gzip = pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-    } else {
-        gzip = true;  // zlib passes non-gzip data through unchanged
-    }
-    if (gzip) {
-        in_->gz = gzdopen(fd, "rb");
-        if (!in_->gz) {
-            close(fd);
-            throw std::runtime_error(name + ": cannot open");
-        }
-        gzbuffer(in_->gz, 1 << 18);
-        in_->file = fopencookie(in_.get(), "rb", cookie_io_functions_t{gz_read, nullptr, gz_seek, gz_close});
-    } else {
-        in_->file = fdopen(fd, "rb");
-    }
-    if (!in_->file) {
-        if (in_->gz)
-            gzclose(in_->gz);
-        else
-            close(fd);
-        in_->gz = nullptr;
-        throw std::runtime_error(name + ": cannot open");
-    }
-    // stdio would read 4 KiB at a time; 1 MiB reads cost far fewer system calls (glibc needs the buffer
-    // given explicitly to honour the size).
+    in_->input = std::make_unique<FileInput>(fd);
+    const std::string magic = in_->input->peek(4);
+    if (input_failed()) throw std::runtime_error(error_);
+    in_->file =
+        fopencookie(in_->input.get(), "rb", cookie_io_functions_t{input_read, nullptr, input_seek, input_close});
+    if (!in_->file) throw std::runtime_error(name + ": cannot open");
+    // stdio would read 4 KiB at a time; 1 MiB reads cost far fewer calls (glibc needs the buffer given
+    // explicitly to honour the size).
     in_->buffer = std::make_unique<char[]>(kReadBuffer);
     setvbuf(in_->file, in_->buffer.get(), _IOFBF, kReadBuffer);
     // libpcap calls fread twice per packet; only this thread reads the stream, so stdio's per-call
     // locking is pure overhead.
     __fsetlocking(in_->file, FSETLOCKING_BYCALLER);
+    if (magic == std::string("\x0a\x0d\x0d\x0a", 4)) {
+        in_->pcapng = std::make_unique<PcapngReader>(in_->file);
+        return;
+    }
     char err[PCAP_ERRBUF_SIZE] = {};
     pcap_ = pcap_fopen_offline_with_tstamp_precision(in_->file, PCAP_TSTAMP_PRECISION_NANO, err);
     if (!pcap_) {
         fclose(in_->file);
+        in_->file = nullptr;
+        if (input_failed()) throw std::runtime_error(error_);
         throw std::runtime_error(name + ": " + (err[0] ? err : "not a pcap or pcapng file"));
     }
 }
 
 PacketSource::~PacketSource() {
-    if (pcap_) pcap_close(pcap_);  // closes the FILE (and the gzip stream through the cookie)
-}
-
-int PacketSource::link_type() const {
-    return pcap_datalink(pcap_);
+    if (pcap_)
+        pcap_close(pcap_);  // closes the FILE
+    else if (in_->file)
+        fclose(in_->file);
 }
 
 std::uint64_t PacketSource::offset() const {
-    long pos = std::ftell(pcap_file(pcap_));
+    long pos = in_->file ? std::ftell(in_->file) : -1;
     return pos < 0 ? 0 : static_cast<std::uint64_t>(pos);
 }
 
 double PacketSource::progress() const {
     if (in_->size == 0) return -1;
-    std::uint64_t pos = in_->gz ? static_cast<std::uint64_t>(std::max<z_off_t>(gzoffset(in_->gz), 0)) : offset();
-    return std::min(1.0, static_cast<double>(pos) / static_cast<double>(in_->size));
+    return std::min(1.0, static_cast<double>(in_->input->file_position()) / static_cast<double>(in_->size));
+}
+
+std::string PacketSource::where() const {
+    return " (after packet " + std::to_string(packets_) + ")";
+}
+
+// A read error or damaged gzip below the format readers: that is the error to report, whatever the
+// reader made of the short read (libpcap says "error reading dump file: " and a stale errno).
+bool PacketSource::input_failed() {
+    const auto& f = in_->input->failure();
+    if (!f) return false;
+    const std::string name = path_ == "-" ? std::string("<stdin>") : path_;
+    const std::string after = ", after packet " + std::to_string(packets_) + ")";
+    if (in_->input->gzip())
+        error_ = name + ": at byte " + std::to_string(f->file_offset) + " of the compressed file (uncompressed byte " +
+                 std::to_string(f->offset) + after + ": " + f->reason;
+    else
+        error_ = name + ": at byte " + std::to_string(f->offset) + " (after packet " + std::to_string(packets_) +
+                 "): " + f->reason;
+    return true;
+}
+
+void PacketSource::deliver(int link, FileTime t, ByteView packet,
+                           const std::function<void(const TcpSegment&)>& on_segment) {
+    ++packets_;
+    auto l4 = decode_link(link, packet);
+    if (l4 && l4->proto == kProtoTcp) {
+        if (auto seg = decode_tcp(*l4)) {
+            seg->frame = packets_;
+            seg->time = t;
+            on_segment(*seg);
+            return;
+        }
+    } else if (l4 && l4->proto == kProtoUdp && on_udp_) {
+        if (auto dg = decode_udp(*l4)) {
+            dg->frame = packets_;
+            dg->time = t;
+            on_udp_(*dg);
+            return;
+        }
+    }
+    ++skipped_;
+}
+
+bool PacketSource::read_pcapng(const std::function<void(const TcpSegment&)>& on_segment) {
+    const std::string name = path_ == "-" ? std::string("<stdin>") : path_;
+    PcapngReader::Packet pkt;
+    for (;;) {
+        const auto status = in_->pcapng->next(pkt);
+        if (status == PcapngReader::Status::End) return !input_failed();
+        if (status == PcapngReader::Status::Error) {
+            if (!input_failed())
+                error_ = name + ": at byte " + std::to_string(in_->pcapng->error_offset()) + where() +
+                         ": pcapng: " + in_->pcapng->error();
+            return false;
+        }
+        if (!supported_link_type(pkt.link_type)) {
+            // Another interface may carry what can be read; a file with none is refused, as a pcap is.
+            if (!in_->pcapng->any_interface(supported_link_type)) {
+                const char* lname = pcap_datalink_val_to_name(pkt.link_type);
+                error_ = name + ": at byte " + std::to_string(in_->pcapng->error_offset()) +
+                         ": unsupported link type " + std::to_string(pkt.link_type) +
+                         (lname ? std::string(" (") + lname + ")" : std::string());
+                return false;
+            }
+            ++packets_;
+            ++skipped_;
+            continue;
+        }
+        deliver(pkt.link_type, pkt.time, pkt.data, on_segment);
+    }
 }
 
 bool PacketSource::for_each_segment(const std::function<void(const TcpSegment&)>& on_segment) {
-    const int link = link_type();
+    if (in_->pcapng) return read_pcapng(on_segment);
+    const int link = pcap_datalink(pcap_);
     const std::string name = path_ == "-" ? std::string("<stdin>") : path_;
     if (!supported_link_type(link)) {
         const char* lname = pcap_datalink_val_to_name(link);
@@ -375,32 +421,15 @@ bool PacketSource::for_each_segment(const std::function<void(const TcpSegment&)>
     const u_char* data = nullptr;
     for (;;) {
         int rc = pcap_next_ex(pcap_, &hdr, &data);
-        if (rc == PCAP_ERROR_BREAK) return true;  // end of file
+        if (rc == PCAP_ERROR_BREAK) return !input_failed();  // end of file (or of what could be inflated)
         if (rc != 1) {
-            error_ = name + ": at byte " + std::to_string(offset()) + " (after packet " + std::to_string(packets_) +
-                     "): " + pcap_geterr(pcap_);
+            if (!input_failed())
+                error_ = name + ": at byte " + std::to_string(offset()) + where() + ": " + pcap_geterr(pcap_);
             return false;
         }
-        ++packets_;
         const FileTime t{static_cast<std::uint64_t>(FileTime::from_unix(hdr->ts.tv_sec).ticks) +
                          static_cast<std::uint64_t>(hdr->ts.tv_usec) / 100};  // tv_usec holds nanoseconds
-        auto l4 = decode_link(link, ByteView(data, hdr->caplen));
-        if (l4 && l4->proto == kProtoTcp) {
-            if (auto seg = decode_tcp(*l4)) {
-                seg->frame = packets_;
-                seg->time = t;
-                on_segment(*seg);
-                continue;
-            }
-        } else if (l4 && l4->proto == kProtoUdp && on_udp_) {
-            if (auto dg = decode_udp(*l4)) {
-                dg->frame = packets_;
-                dg->time = t;
-                on_udp_(*dg);
-                continue;
-            }
-        }
-        ++skipped_;
+        deliver(link, t, ByteView(data, hdr->caplen), on_segment);
     }
 }
 

@@ -1,5 +1,6 @@
-// Reads pcap and pcapng files (plain or gzip-compressed, or standard input as "-") with libpcap and
-// cuts each packet down to its TCP segment or UDP datagram (link layers: Ethernet with 802.1Q/QinQ,
+// Reads pcap files (with libpcap) and pcapng files (with PcapngReader, a link type per interface), plain
+// or gzip-compressed (FileInput), from files, named pipes or standard input ("-"), and cuts each packet
+// down to its TCP segment or UDP datagram (link layers: Ethernet with 802.1Q/QinQ,
 // Linux SLL and SLL2, raw IPv4/IPv6, BSD loopback/NULL; IPv6 extension headers are walked).
 #pragma once
 
@@ -76,7 +77,7 @@ inline constexpr std::uint8_t kRst = 0x04;
 inline constexpr std::uint8_t kAck = 0x10;
 }  // namespace tcpflag
 
-/// A capture file opened with libpcap ("-" reads standard input; gzip is decompressed on the fly).
+/// A capture file ("-" reads standard input; gzip is decompressed on the fly).
 class PacketSource {
 public:
     /// Opens a pcap or pcapng file; throws std::runtime_error naming the file on failure.
@@ -88,11 +89,11 @@ public:
     /// Also delivers UDP datagrams to `handler` (none are delivered without one).
     void set_udp_handler(std::function<void(const UdpDatagram&)> handler) { on_udp_ = std::move(handler); }
     /// Calls `on_segment` for every TCP segment; returns false (with error()) when the file is
-    /// corrupt or its link type is not supported, after delivering every packet before the damage.
+    /// corrupt or no link type of it is supported, after delivering every packet before the damage.
+    /// Packets on a pcapng interface of an unsupported link type beside supported ones are skipped.
     bool for_each_segment(const std::function<void(const TcpSegment&)>& on_segment);
-    /// The libpcap link type of the file.
-    int link_type() const;
-    /// Why reading stopped early, if it did ("FILE: at byte N (after packet K): reason").
+    /// Why reading stopped early, if it did ("FILE: at byte N (after packet K): reason"; for damaged
+    /// gzip "FILE: at byte N of the compressed file (uncompressed byte M, after packet K): gzip: reason").
     const std::string& error() const { return error_; }
     /// Packets read, and packets that were not TCP over IP (or could not be decoded).
     std::uint64_t packets() const { return packets_; }
@@ -106,6 +107,11 @@ public:
     struct Input;
 
 private:
+    bool read_pcapng(const std::function<void(const TcpSegment&)>& on_segment);
+    void deliver(int link_type, FileTime time, ByteView packet,
+                 const std::function<void(const TcpSegment&)>& on_segment);
+    bool input_failed();
+    std::string where() const;
     std::unique_ptr<Input> in_;
     pcap_t* pcap_ = nullptr;
     std::string path_;

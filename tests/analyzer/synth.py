@@ -2,7 +2,7 @@
 """Synthetic captures for kms-analyze, generated from the real ones in captures/ (stdlib only), and
 assertions on the analyzer's output for each.
 
-usage: synth.py ANALYZER CAPTURES_DIR [--keep DIR]
+usage: synth.py ANALYZER CAPTURES_DIR [--keep DIR] [--only CASE,...]
 
 Reassembly: every order of the data segments of a session, one-byte segments, duplicated and
 overlapping retransmissions, gaps (a lost response segment, a lost request), a connection cut before
@@ -10,9 +10,10 @@ the response, reset instead of a response. Framing: 802.1Q, QinQ, Linux SLL and 
 loopback, IPv6 with an extension header, a non-standard port with no handshake; a KMS session reusing the 4-tuple of a long non-DCE/RPC
 connection. Discovery: a DNS SRV
 query and answer, a SYN never answered and one refused. Input: gzip, standard input, a truncated file,
-an unsupported link type. Options: --filter, --strict, --format csv, --summary, --max-connections.
+an unsupported link type; damaged gzip (in the data, in the CRC, no trailer) and gzip or plain data
+through a named pipe; a pcapng merged from SLL2 and Ethernet captures (a link type per interface). Options: --filter, --strict, --format csv, --summary, --max-connections.
 """
-import gzip, io, itertools, json, os, shutil, struct, subprocess, sys, tempfile
+import gzip, io, itertools, json, os, re, shutil, struct, subprocess, sys, tempfile, threading, zlib
 
 from synthcap import (ACK, FIN, PSH, RST, SYN, Pkt, chop, conflicting, duplicated, frame, lose_last_request,
                       lose_response_head, one_byte, overlapping, server_of, split_phases, write_pcap)
@@ -20,6 +21,8 @@ import synthcap
 
 ANALYZER, CAPTURES = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 KEEP = sys.argv[sys.argv.index('--keep') + 1] if '--keep' in sys.argv else None
+# --only case_a,case_b: run those cases alone (while working on one).
+ONLY = sys.argv[sys.argv.index('--only') + 1].split(',') if '--only' in sys.argv else None
 WORK = KEEP or tempfile.mkdtemp(prefix='kms-synth-')
 os.makedirs(WORK, exist_ok=True)
 
@@ -366,8 +369,137 @@ def case_reuse():
     check(len(ex) == len(ref) and all(r['verdict']['ok'] for r in ex),
           'KMS mid-stream after an idle non-DCE/RPC connection on the same 4-tuple: %s' % [r['verdict'] for r in ex])
 
+def many_sessions(name, n):
+    """n copies of a capture's session, each on a client port of its own, one after the other."""
+    base = session(name)
+    cport, span = base[0].sport, base[-1].ts - base[0].ts + 10**6
+    out = []
+    for i in range(n):
+        for p in base:
+            q = p.copy(ts=p.ts + i * span)
+            if p.sport == cport:
+                q.sport = 20000 + i
+            else:
+                q.dport = 20000 + i
+            out.append(q)
+    return out
+
+def gzip_error_at(gz):
+    """(compressed bytes consumed, uncompressed bytes out, reason) where zlib first fails on gz, or None."""
+    d, out = zlib.decompressobj(wbits=31), 0
+    for i in range(len(gz)):
+        try:
+            out += len(d.decompress(gz[i:i + 1]))
+        except zlib.error as e:
+            return i + 1, out, str(e)
+    return None
+
+def reported_gzip_error(err):
+    """(compressed byte, uncompressed byte, after packet, reason) of kms-analyze's gzip error line."""
+    m = re.search(r'at byte (\d+) of the compressed file \(uncompressed byte (\d+), after packet (\d+)\): gzip: (.*)', err)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4)) if m else None
+
+def case_gzip():
+    # 600 sessions of 3 exchanges, 2 MB of pcap, about 100 KB of gzip.
+    name = 'vlmcs-vlmcsd-v6-win10pro-ndr64-3req.pcapng'
+    raw = synthcap.pcap_bytes(many_sessions(name, 600))
+    per_session = (len(raw) - 24) // 600
+    gz = gzip.compress(raw, 6, mtime=0)
+    whole = path('many.pcap.gz')
+    open(whole, 'wb').write(gz)
+    check(len(exchanges(whole)) == 1800, 'gzip: 600 sessions, 1800 exchanges')
+    # Damage in the middle of the compressed data: reported where zlib finds it (not at a read boundary),
+    # and every session inflated before it is reported.
+    for at in (len(gz) // 2, len(gz) // 3, 2 * len(gz) // 3):
+        bad = bytearray(gz)
+        bad[at:at + 16] = b'\xff' * 16
+        found = gzip_error_at(bytes(bad))
+        if found and found[0] < len(gz) - 8:
+            break
+    check(found and found[0] < len(gz) - 8, 'gzip: damage that zlib finds before the trailer: %s' % (found,))
+    f = path('damaged.pcap.gz')
+    open(f, 'wb').write(bad)
+    p = analyze('--format', 'json', f, expect_rc=2)
+    err = p.stderr.decode()
+    got = reported_gzip_error(err)
+    check(got is not None and f in err, 'damaged gzip: error names the file and both offsets: %r' % err)
+    if got and found:
+        check(abs(got[0] - found[0]) <= 16 and at <= got[0], 'damaged gzip: at compressed byte %d, zlib finds it at %d (damage at %d)' % (got[0], found[0], at))
+        check(abs(got[1] - found[1]) <= 65536, 'damaged gzip: uncompressed byte %d, zlib %d' % (got[1], found[1]))
+        check('Bad file descriptor' not in err and 'Success' not in err and got[3] == found[2].split(': ', 1)[1], 'damaged gzip: reason %r, zlib says %r' % (got[3], found[2]))
+    n = sum(1 for l in p.stdout.decode().splitlines() if json.loads(l)['kind'] == 'exchange')
+    complete = (found[1] - 24) // per_session if found else 0
+    check(3 * (complete - 1) <= n < 1800, 'damaged gzip: %d exchanges kept, %d sessions lie wholly before the damage' % (n, complete))
+    # A damaged CRC: found at the trailer, after every packet.
+    bad = bytearray(gz)
+    bad[-8] ^= 0xff
+    f = path('crc.pcap.gz')
+    open(f, 'wb').write(bad)
+    p = analyze('--format', 'json', f, expect_rc=2)
+    got = reported_gzip_error(p.stderr.decode())
+    check(got is not None and got[3] == 'incorrect data check' and len(gz) - 8 <= got[0] <= len(gz) and got[1] == len(raw),
+          'damaged CRC: %r' % p.stderr.decode())
+    check(sum(1 for l in p.stdout.decode().splitlines() if json.loads(l)['kind'] == 'exchange') == 1800, 'damaged CRC: every exchange kept')
+    # No trailer: gzip -t fails, so must kms-analyze.
+    f = path('notrailer.pcap.gz')
+    open(f, 'wb').write(gz[:-8])
+    check(subprocess.run(['gzip', '-t', f], capture_output=True).returncode != 0, 'gzip -t fails without the trailer')
+    p = analyze('--format', 'json', f, expect_rc=2)
+    got = reported_gzip_error(p.stderr.decode())
+    check(got is not None and got[0] == len(gz) - 8 and got[1] == len(raw) and 'unexpected end of file' in got[3],
+          'gzip without its trailer: %r' % p.stderr.decode())
+    check(sum(1 for l in p.stdout.decode().splitlines() if json.loads(l)['kind'] == 'exchange') == 1800, 'no trailer: every exchange kept')
+    # Through a named pipe, gzip or not.
+    src = os.path.join(CAPTURES, 'vlmcs-vlmcsd-v5-win8ent-classic.pcap')
+    ref = exchanges(src)
+    for label, content in (('gzip', gzip.compress(open(src, 'rb').read())), ('plain', open(src, 'rb').read())):
+        fifo = path('fifo-%s' % label)
+        if os.path.exists(fifo):
+            os.remove(fifo)
+        os.mkfifo(fifo)
+        def feed():
+            with open(fifo, 'wb') as w:
+                w.write(content)
+        t = threading.Thread(target=feed)
+        t.start()
+        try:
+            got = exchanges(fifo)
+        finally:
+            t.join(timeout=30)
+        check([essence(r) for r in got] == [essence(r) for r in ref] and len(ref) > 0, '%s through a named pipe' % label)
+
+def case_mixed_links():
+    # mergecap of an SLL2 capture and an Ethernet one: a pcapng with two interfaces of different link
+    # types, which libpcap refuses and tshark reads. Every exchange of both must come out.
+    a = 'vlmcs-vlmcsd-v4-win7pro-fixedid-1req.pcapng'
+    b = 'pykms-vlmcsd-v6-windows10.pcapng'
+    if not shutil.which('mergecap'):
+        check(False, 'mergecap (wireshark-common) is needed for the mixed link type test')
+        return
+    sll2 = write_pcap(path('a-sll2.pcap'), session(a), 'sll2')
+    eth = write_pcap(path('b-eth.pcap'), session(b), 'eth')
+    merged = path('mixed.pcapng')
+    subprocess.run(['mergecap', '-F', 'pcapng', '-w', merged, sll2, eth], check=True, capture_output=True)
+    want = sorted([essence(r) for r in exchanges(sll2)] + [essence(r) for r in exchanges(eth)], key=lambda e: json.dumps(e, sort_keys=True))
+    got = sorted([essence(r) for r in exchanges(merged)], key=lambda e: json.dumps(e, sort_keys=True))
+    check(len(want) == 2 and got == want, 'mixed link types: every exchange of both interfaces (%d of %d)' % (len(got), len(want)))
+    # Through gzip too, and with an interface of a link type that is not supported: its packets are skipped.
+    gz = path('mixed.pcapng.gz')
+    open(gz, 'wb').write(gzip.compress(open(merged, 'rb').read()))
+    check(len(exchanges(gz)) == 2, 'mixed link types, gzip')
+    user0 = write_pcap(path('c-user0.pcap'), session(a), 'eth', link_override=147)
+    merged3 = path('mixed3.pcapng')
+    subprocess.run(['mergecap', '-F', 'pcapng', '-w', merged3, user0, eth], check=True, capture_output=True)
+    check([essence(r) for r in exchanges(merged3)] == [essence(r) for r in exchanges(eth)], 'an unsupported interface beside a supported one')
+    user0ng = path('user0.pcapng')
+    subprocess.run(['editcap', '-F', 'pcapng', user0, user0ng], check=True, capture_output=True)
+    p = analyze(user0ng, expect_rc=2)
+    check('unsupported link type 147' in p.stderr.decode() and user0ng in p.stderr.decode(), 'pcapng with only an unsupported link type: %r' % p.stderr.decode())
+
 for case in (case_orders, case_one_byte, case_retransmissions, case_gaps, case_cut, case_framing, case_port,
-             case_discovery, case_inputs, case_options, case_limits, case_reuse):
+             case_discovery, case_inputs, case_options, case_limits, case_reuse, case_gzip, case_mixed_links):
+    if ONLY and case.__name__ not in ONLY:
+        continue
     try:
         case()
     except AssertionError as e:

@@ -1,7 +1,8 @@
 """kms-replay check, send and serve --from read captures through the capture library's reassembler, as
 kms-analyze does: reordered, duplicated, overlapping and gapped sessions (the synthetic captures of
 tests/analyzer/synthcap.py) give the exchanges kms-analyze reports; sessions sharing one 4-tuple stay
-apart; truncated files and unsupported link types are input errors (exit 2) with kms-analyze's text."""
+apart; a pcapng mixing link types is read; truncated files and unsupported link types are input errors
+(exit 2) with kms-analyze's text."""
 import json
 import os
 import subprocess
@@ -95,6 +96,19 @@ lines = check_lines(out)
 check(rc == 0 and len(lines) == 60 and all("match (identical message bytes)" in l for l in lines),
       f"one 4-tuple: check exit {rc}, {len(lines)} lines:\n{out[-2000:]}")
 check(len({l.split()[1] for l in lines}) == 20, "one 4-tuple: 20 connections in check's lines")
+
+# ---------------------------------------------------------------- a pcapng with a link type per interface
+# mergecap of an SLL2 and an Ethernet capture (libpcap refuses it, tshark and kms-analyze read it).
+a = synthcap.write_pcap(os.path.join(WORK, "a-sll2.pcap"),
+                        synthcap.session(capture("vlmcs-vlmcsd-v4-win7pro-fixedid-1req.pcapng")), "sll2")
+b = synthcap.write_pcap(os.path.join(WORK, "b-eth.pcap"), synthcap.session(capture("pykms-vlmcsd-v6-windows10.pcapng")))
+mixed = os.path.join(WORK, "mixed.pcapng")
+subprocess.run(["mergecap", "-F", "pcapng", "-w", mixed, a, b], check=True, capture_output=True, timeout=60)
+rc, got, _ = analyze(mixed)
+check(rc == 0 and len(got) == 2, f"mixed link types: kms-analyze exit {rc}, {len(got)} exchanges")
+rc, out = run("check", mixed)
+check(rc == 0 and len(check_lines(out)) == 2 and all("match (identical message bytes)" in l for l in check_lines(out)),
+      f"mixed link types: check exit {rc}:\n{out}")
 
 # ---------------------------------------------------------------- input errors: exit 2, kms-analyze's text
 data = open(capture(src), "rb").read()
