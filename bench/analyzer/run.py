@@ -2,7 +2,7 @@
 """kms-analyze throughput and memory on large generated captures, against tshark with the kms plugin.
 
 usage: run.py KMS_ANALYZE [--plugin KMS_SO] [--sizes 1024,4096] [--tshark-size 1024] [--dir /tmp] [--keep]
-             [--kms-share 0.1] [--reps 3] [--dcerpc-baseline]
+             [--kms-share 0.1] [--reps 3] [--dcerpc-baseline] [--floor PCAP_FLOOR]
 
 For each size (MB): builds the capture with gen_capture.py, reads it once to have it in the page cache,
 runs `kms-analyze --format json FILE` (output to a file) and, for --tshark-size, runs
@@ -10,7 +10,9 @@ runs `kms-analyze --format json FILE` (output to a file) and, for --tshark-size,
 tshark with its own DCE/RPC dissection only, -Y dcerpc) on the same file. kms-analyze runs --reps times
 and the median run is reported; tshark runs once. --dcerpc-baseline also runs tshark without the plugin
 (-Y dcerpc), the figure issue 4 quotes. Reports wall time, MB/s, verified exchanges per second, peak RSS
-(wait4), and the ratio. Deletes the captures unless --keep.
+(wait4), and the ratio. Deletes the captures unless --keep. --floor PCAP_FLOOR (bench/analyzer/pcap_floor.cpp,
+a bare libpcap loop: one pcap_next_ex per packet) is timed the same way, and kms-analyze's throughput is
+reported as a fraction of it. Verified exchanges per CPU-second count user and system time over all threads.
 """
 import argparse, json, os, subprocess, sys, time
 
@@ -25,6 +27,7 @@ ap.add_argument('--keep', action='store_true')
 ap.add_argument('--kms-share', default='0.1', help='fraction of the bytes in KMS sessions (gen_capture.py)')
 ap.add_argument('--reps', type=int, default=3, help='kms-analyze runs per capture (the median is reported)')
 ap.add_argument('--dcerpc-baseline', action='store_true', help='also time tshark without the plugin (-Y dcerpc)')
+ap.add_argument('--floor', help='the bare libpcap loop (pcap_floor) to report kms-analyze against')
 args = ap.parse_args()
 
 def timed(cmd, stdin=None, stdout=None, env=None):
@@ -66,7 +69,12 @@ for size in [int(s) for s in args.sizes.split(',')]:
                 ex += 1
                 ok += '"verdict":{"ok":true' in line
     row = {'kms_share': args.kms_share, 'size_mb': mb, 'gen': gen, 'gen_s': gen_s, 'wall_s': wall, 'cpu_s': cpu, 'mb_s': mb / wall,
-           'exchanges': ex, 'ok': ok, 'verified_per_s': ex / wall, 'rss_mib': rss}
+           'exchanges': ex, 'ok': ok, 'verified_per_s': ex / wall, 'verified_per_cpu_s': ex / cpu, 'rss_mib': rss}
+    if args.floor:
+        floor = sorted(timed([args.floor, cap], stdout=subprocess.DEVNULL) for _ in range(max(args.reps, 1)))
+        fwall, _, fcpu = floor[len(floor) // 2]
+        row.update({'floor_wall_s': fwall, 'floor_cpu_s': fcpu, 'floor_mb_s': mb / fwall,
+                    'of_floor': fwall / wall})
     if size == args.tshark_size:
         tsv = os.path.join(args.dir, 'kms-bench-%d.tsv' % size)
         if args.plugin:
@@ -112,6 +120,12 @@ for r in rows:
     print('| %.0f MB (%s) | %.2f s (%.2f s) | %.0f | %d (%d) | %.0f | %.1f MiB | %s | %s | %s | %s |' %
           (r['size_mb'], r['kms_share'], r['wall_s'], r['cpu_s'], r['mb_s'], r['exchanges'], r['ok'], r['verified_per_s'],
            r['rss_mib'], *t))
+for r in rows:
+    print('\n%.0f MB (%s): %.0f verified exchanges per CPU-second (%.2f s CPU over all threads)' %
+          (r['size_mb'], r['kms_share'], r['verified_per_cpu_s'], r['cpu_s']))
+    if 'floor_wall_s' in r:
+        print('bare libpcap loop: %.2f s wall (%.2f s CPU), %.0f MB/s; kms-analyze runs at %.2f of it' %
+              (r['floor_wall_s'], r['floor_cpu_s'], r['floor_mb_s'], r['of_floor']))
 for r in rows:
     if 'dcerpc_wall_s' in r:
         print('\ntshark without the plugin (-Y dcerpc) on the %.0f MB file: %.1f s wall (%.1f s CPU), %.1f MB/s; '
