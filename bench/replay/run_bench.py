@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -72,6 +73,10 @@ def main():
     ap.add_argument("--vlmcsd")
     ap.add_argument("--pykms", help="py-kms source folder holding pykms_Server.py")
     ap.add_argument("--python", default="/usr/bin/python3", help="interpreter for py-kms")
+    ap.add_argument("--canned", help="bench/replay canned_server: the same load against canned answers over epoll "
+                                     "(no parsing, no crypto), the ceiling serve is reported against")
+    ap.add_argument("--replay-pdus", help="the replay_pdus test helper that cuts the canned answers out of the "
+                                          "captures (default: tests/replay_pdus beside kms-replay)")
     ap.add_argument("--duration", type=float, default=5)
     ap.add_argument("--threads", type=int, default=1, help="kms-replay serve --threads")
     ap.add_argument("--server-cpus", help="taskset CPU list for the servers, e.g. 0")
@@ -86,6 +91,14 @@ def main():
     servers.append(("kms-replay serve", port, [a.kms_replay, "serve", "--foreground", "--listen", f"127.0.0.1:{port}",
                                                "--quiet", "--log-file", "/dev/null", "--threads", str(a.threads),
                                                "--from", NEW_CONN], None, ["new-conn", "multi"]))
+    if a.canned:
+        pdus = a.replay_pdus or os.path.join(os.path.dirname(a.kms_replay), "tests", "replay_pdus")
+        for load, cap in (("new-conn", NEW_CONN), ("multi", MULTI)):
+            answers = os.path.join(tempfile.mkdtemp(prefix="kms-canned-"), "answers")
+            with open(answers, "w") as f:
+                subprocess.run([pdus, cap], stdout=f, check=True, timeout=60)
+            port = free_port()
+            servers.append(("canned epoll", port, [a.canned, str(port), answers], None, [load]))
     if a.vlmcsd:
         port = free_port()
         # -H 17763: a Windows Server 2019 host (vlmcsd otherwise picks a random host build per start).
@@ -147,6 +160,10 @@ def main():
               f"{half['latency_ms']['p99.9']:.3f} ms |")
     for load in ("new-conn", "multi"):
         ours = results.get(("kms-replay serve", load), (None, None))[0]
+        canned = results.get(("canned epoll", load), (None, None))[0]
+        if ours and canned:
+            print(f"ratio {load}: kms-replay / canned epoll server = "
+                  f"{ours['activations_per_second'] / canned['activations_per_second']:.2f}")
         for peer in ("vlmcsd", "py-kms"):
             theirs = results.get((peer, load), (None, None))[0]
             if ours and theirs:
