@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 
 #include "kms_bridge.hpp"
 #include "kmscope/dcerpc.hpp"
@@ -958,12 +959,17 @@ wscompat::heur_result dissect_kms_heur_tcp(tvbuff_t* tvb, packet_info* pinfo, pr
 
 int st_version = -1, st_product = -1, st_status = -1, st_epid = -1, st_verdict = -1;
 
+// One order in tshark and in Wireshark: both sort a node's children with the tree's sort flags (here by name,
+// ascending: kKmsTreeSortFlags), but tshark prints the top-level nodes in creation order where Wireshark's
+// window sorts them too. So the top-level nodes are created in name order.
+constexpr guint kKmsTreeSortFlags = (ST_SORT_COL_NAME << ST_FLG_SRTCOL_SHIFT);
+
 void kms_stats_tree_init(stats_tree* st) {
-    st_version = stats_tree_create_node(st, "Requests by version", 0, STAT_DT_INT, TRUE);
-    st_product = stats_tree_create_node(st, "Requests by product", 0, STAT_DT_INT, TRUE);
-    st_status = stats_tree_create_node(st, "Requests by license status", 0, STAT_DT_INT, TRUE);
-    st_epid = stats_tree_create_node(st, "Responses by server ePID", 0, STAT_DT_INT, TRUE);
     st_verdict = stats_tree_create_node(st, "Exchanges by verdict", 0, STAT_DT_INT, TRUE);
+    st_status = stats_tree_create_node(st, "Requests by license status", 0, STAT_DT_INT, TRUE);
+    st_product = stats_tree_create_node(st, "Requests by product", 0, STAT_DT_INT, TRUE);
+    st_version = stats_tree_create_node(st, "Requests by version", 0, STAT_DT_INT, TRUE);
+    st_epid = stats_tree_create_node(st, "Responses by server ePID", 0, STAT_DT_INT, TRUE);
 }
 
 tap_packet_status kms_stats_tree_packet(stats_tree* st, packet_info*, epan_dissect_t*, const void* p, tap_flags_t) {
@@ -988,15 +994,18 @@ tap_packet_status kms_stats_tree_packet(stats_tree* st, packet_info*, epan_disse
 
 // ---- statistics: per-client table (kms,clients) ---------------------------------------------------
 
-enum ClientColumn { kColCmid, kColWorkstation, kColProducts, kColRequests, kColFirst, kColLast, kColCount };
+// The columns: fixed widths first and the workstation, whose width varies (and whose UTF-8 printf pads by bytes),
+// last, so that tshark's text table (-z kms,clients, which prints each cell with its format) stays aligned; the
+// column names are padded to the same widths, since tshark prints them without a format.
+enum ClientColumn { kColCmid, kColRequests, kColFirst, kColLast, kColProducts, kColWorkstation, kColCount };
 
 stat_tap_table_item client_fields[] = {
-    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "CMID", "%-36s"},
-    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "Workstation", "%-20s"},
-    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "Products", "%-30s"},
-    {TABLE_ITEM_UINT, TAP_ALIGN_RIGHT, "Requests", "%u"},
-    {TABLE_ITEM_FLOAT, TAP_ALIGN_RIGHT, "First seen (s)", "%1.6f"},
-    {TABLE_ITEM_FLOAT, TAP_ALIGN_RIGHT, "Last seen (s)", "%1.6f"},
+    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "CMID                                ", "%-36s"},
+    {TABLE_ITEM_UINT, TAP_ALIGN_RIGHT, "Requests", "%8u"},
+    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "First seen (UTC)   ", "%-19s"},
+    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "Last seen (UTC)    ", "%-19s"},
+    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "Products                                ", "%-40s"},
+    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "Workstation", "%s"},
 };
 const char* const kClientTableName = "KMS Clients";
 
@@ -1023,7 +1032,11 @@ tap_packet_status kms_clients_packet(void* tapdata, packet_info* pinfo, epan_dis
     if (!ti->is_request || !ti->cmid) return TAP_PACKET_DONT_REDRAW;
     stat_data_t* sd = static_cast<stat_data_t*>(tapdata);
     stat_tap_table* table = g_array_index(sd->stat_tap_data->tables, stat_tap_table*, 0);
-    const double t = nstime_to_sec(&pinfo->rel_ts);
+    // Absolute time (UTC), as the client list of kms-analyze gives it, rather than seconds into the capture.
+    char t[32] = "";
+    const time_t secs = pinfo->abs_ts.secs;
+    struct tm tm_utc;
+    if (gmtime_r(&secs, &tm_utc)) std::strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S", &tm_utc);
     guint row = 0;
     for (; row < table->num_elements; ++row)
         if (g_strcmp0(stat_tap_get_field_data(table, row, kColCmid)->value.string_value, ti->cmid) == 0) break;
@@ -1038,18 +1051,16 @@ tap_packet_status kms_clients_packet(void* tapdata, packet_info* pinfo, epan_dis
         items[kColProducts].value.string_value = g_strdup(ti->product);
         items[kColRequests].type = TABLE_ITEM_UINT;
         items[kColRequests].value.uint_value = 0;
-        items[kColFirst].type = TABLE_ITEM_FLOAT;
-        items[kColFirst].value.float_value = t;
-        items[kColLast].type = TABLE_ITEM_FLOAT;
-        items[kColLast].value.float_value = t;
+        items[kColFirst].type = TABLE_ITEM_STRING;
+        items[kColFirst].value.string_value = g_strdup(t);
+        items[kColLast].type = TABLE_ITEM_STRING;
+        items[kColLast].value.string_value = g_strdup(t);
         stat_tap_init_table_row(table, row, kColCount, items);
     }
     stat_tap_table_item_type* item = stat_tap_get_field_data(table, row, kColRequests);
     item->value.uint_value++;
     stat_tap_set_field_data(table, row, kColRequests, item);
-    item = stat_tap_get_field_data(table, row, kColLast);
-    item->value.float_value = t;
-    stat_tap_set_field_data(table, row, kColLast, item);
+    set_string(table, row, kColLast, t);
     // Products: a "; "-separated list of the distinct names this client asked for.
     item = stat_tap_get_field_data(table, row, kColProducts);
     const char* products = item->value.string_value;
@@ -1068,7 +1079,8 @@ tap_packet_status kms_clients_packet(void* tapdata, packet_info* pinfo, epan_dis
 }
 
 void kms_clients_free_item(stat_tap_table*, guint, guint column, stat_tap_table_item_type* field) {
-    if (column == kColCmid || column == kColWorkstation || column == kColProducts) {
+    if (column == kColCmid || column == kColWorkstation || column == kColProducts || column == kColFirst ||
+        column == kColLast) {
         g_free(const_cast<char*>(field->value.string_value));
         field->value.string_value = nullptr;
     }
@@ -1402,8 +1414,12 @@ void proto_reg_handoff_kms() {
         dissector_add_for_decode_as("tcp.port", kms_tcp_handle);
         heur_dissector_add("tcp", dissect_kms_heur_tcp, "KMS over TCP (DCE/RPC bind to the KMS interface)", "kms_tcp",
                            proto_kms_tcp, HEURISTIC_ENABLE);
-        stats_tree_register_plugin("kms", "kms", "KMS/Exchanges", 0, kms_stats_tree_packet, kms_stats_tree_init,
-                                   nullptr);
+        // A plugin's stats tree must be registered with stats_tree_register_plugin: Wireshark builds the menu entries
+        // of the other stats trees before plugins are handed off, and lists plugin trees at the bottom of the
+        // Statistics menu ("KMS > Exchanges"). A stat_tap_table_ui (the Clients table) is listed with the tables
+        // and cannot be put in a submenu (its title is not split at "/"), so the two cannot share one submenu.
+        stats_tree_register_plugin("kms", "kms", "KMS/Exchanges", kKmsTreeSortFlags, kms_stats_tree_packet,
+                                   kms_stats_tree_init, nullptr);
         initialized = true;
     } else if (kms_registered_port != 0 && dcerpc_tcp_handle) {
         dissector_delete_uint("tcp.port", kms_registered_port, kms_tcp_handle);

@@ -1,7 +1,8 @@
 #!/bin/sh
 # dissector.stats: tshark -z kms,tree and -z kms,clients on three captures merged into one file give the
 # counts of golden/stats.txt (Count column of the tree; CMID, workstation, products and requests of the
-# client table; rates and times depend on capture timing and are not compared).
+# client table; rates and times depend on capture timing and are not compared, but first and last seen must
+# be absolute times and the client table's columns must line up).
 set -eu
 . "$(cd "$(dirname "$0")" && pwd)/common.sh"
 merged=$KMS_WORK_DIR/stats-merged.pcapng
@@ -11,6 +12,7 @@ merged=$KMS_WORK_DIR/stats-merged.pcapng
 python3 - "$KMS_WORK_DIR/stats.raw" > "$KMS_WORK_DIR/stats.txt" <<'PY'
 import re, sys
 section = None
+header_bars = None
 for line in open(sys.argv[1]):
     line = line.rstrip('\n')
     if line.startswith('KMS/Exchanges:'):
@@ -21,9 +23,21 @@ for line in open(sys.argv[1]):
         m = re.match(r'^(\s*)(\S.*?)\s{2,}(\d+)\s', line)
         if m and not line.startswith('Topic'):
             print('%s%s\t%s' % (m.group(1), m.group(2), m.group(3)))
-    elif section == 'clients' and line.count('|') >= 6 and not line.startswith('CMID'):
+    elif section == 'clients' and line.count('|') >= 6:
+        # Columns: CMID, requests, first and last seen (absolute, UTC), products, workstation (last: its width
+        # varies). The separators before the workstation line up in every row, the header's included.
+        bars = [i for i, ch in enumerate(line) if ch == '|'][:5]
+        if header_bars is None:
+            header_bars = bars
+        elif bars != header_bars:
+            sys.exit('misaligned kms,clients row: %r' % line)
+        if line.startswith('CMID'):
+            continue
         cols = [c.strip() for c in line.split('|')]
-        print('\t'.join(cols[:4]))
+        for t in cols[2:4]:
+            if not re.fullmatch(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d', t):
+                sys.exit('first/last seen %r is not an absolute time' % t)
+        print('\t'.join([cols[0], cols[5], cols[4], cols[1]]))
 PY
 if [ "${KMS_UPDATE_GOLDEN:-0}" = 1 ]; then cp "$KMS_WORK_DIR/stats.txt" "$here/golden/stats.txt"; fi
 diff -u "$here/golden/stats.txt" "$KMS_WORK_DIR/stats.txt"
