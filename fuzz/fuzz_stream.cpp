@@ -26,12 +26,22 @@ struct Framed {
     std::uint64_t fed = 0;
 };
 
-Framed frame_all(ByteView stream, const std::vector<std::size_t>& cuts) {
+// `views`: through next_view() (zero copy; the header it parsed must be the PDU's own) instead of next().
+Framed frame_all(ByteView stream, const std::vector<std::size_t>& cuts, bool views = false) {
     StreamFramer framer;
     Framed out;
     std::size_t pos = 0;
     auto drain = [&] {
-        while (auto f = framer.next()) out.frames.push_back(std::move(*f));
+        if (!views) {
+            while (auto f = framer.next()) out.frames.push_back(std::move(*f));
+            return;
+        }
+        while (auto v = framer.next_view()) {
+            auto header = parse_header(v->bytes, v->stream_offset);
+            FUZZ_CHECK(header && header->frag_length == v->bytes.size() && header->call_id == v->header.call_id &&
+                       header->ptype == v->header.ptype && header->flags == v->header.flags);
+            out.frames.push_back(Frame{Bytes(v->bytes.begin(), v->bytes.end()), v->stream_offset});
+        }
     };
     for (std::size_t cut : cuts) {
         framer.feed(stream.subspan(pos, cut - pos));
@@ -120,6 +130,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     const Framed chunked = frame_all(stream, cuts);
     const Framed whole = frame_all(stream, {});
+    // The zero-copy path cuts the same frames, chunk by chunk.
+    const Framed viewed = frame_all(stream, cuts, true);
+    FUZZ_CHECK(viewed.frames.size() == chunked.frames.size());
+    for (std::size_t i = 0; i < viewed.frames.size(); ++i)
+        FUZZ_CHECK(viewed.frames[i].bytes == chunked.frames[i].bytes &&
+                   viewed.frames[i].stream_offset == chunked.frames[i].stream_offset);
+    FUZZ_CHECK(viewed.error.has_value() == chunked.error.has_value() && viewed.buffered == chunked.buffered);
     // Byte-at-a-time feeding is the extreme chunking; keep it to short streams to stay fast.
     if (stream.size() <= 512) {
         std::vector<std::size_t> every(stream.size());

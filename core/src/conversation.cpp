@@ -89,7 +89,7 @@ void Conversation::gap(Direction dir, FileTime t, std::uint64_t missing_bytes) {
 
 void Conversation::drain(Direction dir, FileTime t) {
     Side& s = side(dir);
-    while (auto frame = s.framer.next()) on_pdu(dir, t, frame->stream_offset, frame->bytes);
+    while (auto frame = s.framer.next_view()) on_pdu(dir, t, *frame);
     if (s.framer.error() && !s.reported) {
         s.reported = true;
         s.stopped = true;
@@ -110,8 +110,10 @@ std::optional<rpc::Ndr> Conversation::ndr_for(std::uint16_t context_id) const {
     return it->second.ndr();
 }
 
-void Conversation::on_pdu(Direction dir, FileTime t, std::uint64_t offset, const Bytes& raw) {
-    auto pdu = rpc::parse_pdu(raw, offset, options_.limits);
+void Conversation::on_pdu(Direction dir, FileTime t, const rpc::FrameView& frame) {
+    const ByteView raw = frame.bytes;
+    const std::uint64_t offset = frame.stream_offset;
+    auto pdu = rpc::parse_pdu(frame.header, raw, offset, options_.limits);
     if (!pdu) {
         diagnose(dir, t, offset,
                  "malformed " + rpc::pdu_type_name(raw.size() > 2 ? raw[2] : 0) + " PDU: " + pdu.error().to_string());
@@ -135,16 +137,16 @@ void Conversation::on_pdu(Direction dir, FileTime t, std::uint64_t offset, const
         case rpc::PduType::Request:
         case rpc::PduType::Response: {
             if (from_client != (ptype == rpc::PduType::Request)) break;
-            auto whole = side(dir).assembler.add(*pdu, raw);
+            auto whole = side(dir).assembler.add_view(*pdu, raw);
             if (!whole) {
                 diagnose(dir, t, offset, "fragment reassembly: " + whole.error().message);
                 return;
             }
-            if (!*whole) return;  // more fragments to come
-            if (whole->value().size() != raw.size() || !std::equal(raw.begin(), raw.end(), whole->value().begin())) {
-                auto joined = rpc::parse_pdu(whole->value(), offset, options_.limits);
+            if (!*whole) return;     // more fragments to come
+            if ((*whole)->joined) {  // fragments joined: parsed once more, as one PDU
+                auto joined = rpc::parse_pdu((*whole)->bytes, offset, options_.limits);
                 if (!joined) return;
-                // The views of `joined` point into `whole`, which lives until the end of this scope.
+                // The views of `joined` point into the assembler's joined PDU, kept until its next add.
                 if (from_client)
                     on_request(t, offset, *joined);
                 else
@@ -252,8 +254,9 @@ void Conversation::on_request(FileTime t, std::uint64_t offset, const rpc::Pdu& 
             if (body.alloc_hint != body.stub.size())
                 e.diagnostics.push_back("request alloc_hint " + std::to_string(body.alloc_hint) +
                                         " differs from stub size " + std::to_string(body.stub.size()));
-            e.request_version = kms::peek_version(e.request_message);
             auto decoded = kms::decode_request(e.request_message, offset + body.stub_offset + stub->message_offset);
+            // The version a decoded request read; an undecodable one is peeked at, for the report.
+            e.request_version = decoded ? std::optional(decoded->version) : kms::peek_version(e.request_message);
             if (decoded) {
                 if (!decoded->version.supported())
                     e.diagnostics.push_back("unsupported KMS protocol version " + decoded->version.to_string() +

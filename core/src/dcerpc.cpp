@@ -189,8 +189,12 @@ Result<BindAckBody> parse_bind_ack_body(Reader& r, std::size_t pdu_start) {
 Result<Pdu> parse_pdu(ByteView bytes, std::size_t base_offset, const Limits& limits) {
     auto header = parse_header(bytes, base_offset, limits);
     if (!header) return header.error();
+    return parse_pdu(*header, bytes, base_offset, limits);
+}
+
+Result<Pdu> parse_pdu(const Header& header, ByteView bytes, std::size_t base_offset, const Limits& limits) {
     Pdu pdu;
-    pdu.header = *header;
+    pdu.header = header;
     if (bytes.size() < pdu.header.frag_length)
         return ParseError{"frag_length", base_offset + 8,
                           "PDU truncated: frag_length " + std::to_string(pdu.header.frag_length) + " but only " +

@@ -105,7 +105,6 @@ std::string describe(const ServerEvent& e) {
 KmsAnswer answer_kms_request(ServerContext& ctx, ByteView message, const Clock& clock, RandomSource& rng) {
     KmsAnswer a;
     a.record.time = clock.now();
-    a.record.version = kms::peek_version(message);
     auto refuse = [&](std::uint32_t hr, std::string why) {
         a.hresult = hr;
         a.record.hresult = hr;
@@ -113,6 +112,8 @@ KmsAnswer answer_kms_request(ServerContext& ctx, ByteView message, const Clock& 
         return a;
     };
     auto decoded = kms::decode_request(message);
+    // The version the decoder read; an undecodable request is peeked at, for the log.
+    a.record.version = decoded ? std::optional(decoded->version) : kms::peek_version(message);
     if (!decoded) return refuse(kHrInvalidData, decoded.error().to_string());
     const auto& req = *decoded;
     a.record.request = req.base;
@@ -156,7 +157,7 @@ ServerConnection::ServerConnection(ServerContext& context, std::uint32_t assoc_g
 Output ServerConnection::on_bytes(ByteView chunk, const Clock& clock, RandomSource& rng) {
     Output out;
     framer_.feed(chunk);
-    while (auto frame = framer_.next()) {
+    while (auto frame = framer_.next_view()) {
         Output one = on_pdu(frame->bytes, clock, rng);
         out.bytes.insert(out.bytes.end(), one.bytes.begin(), one.bytes.end());
         for (auto& a : one.activations) out.activations.push_back(std::move(a));
@@ -206,7 +207,7 @@ Output ServerConnection::on_pdu(ByteView bytes, const Clock& clock, RandomSource
             answer_bind(*pdu, out);
             break;
         case rpc::PduType::Request: {
-            auto whole = assembler_.add(*pdu, bytes);
+            auto whole = assembler_.add_view(*pdu, bytes);
             if (!whole) {
                 out.events.push_back(
                     {EventKind::FragmentError, pdu->header.ptype, pdu->header.call_id, 0, whole.error().message});
@@ -215,10 +216,10 @@ Output ServerConnection::on_pdu(ByteView bytes, const Clock& clock, RandomSource
                 break;
             }
             if (!*whole) break;  // wait for the remaining fragments
-            if (whole->value().size() == bytes.size()) {
+            if (!(*whole)->joined) {
                 answer_request(*pdu, clock, rng, out);
             } else {
-                auto joined = rpc::parse_pdu(whole->value(), 0, ctx_.config.limits);
+                auto joined = rpc::parse_pdu((*whole)->bytes, 0, ctx_.config.limits);
                 if (joined) answer_request(*joined, clock, rng, out);
             }
             break;

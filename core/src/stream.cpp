@@ -4,9 +4,20 @@
 
 namespace kmscope::rpc {
 
+void StreamFramer::reset_if_drained() {
+    if (!drained_) return;
+    drained_ = false;
+    if (buffer_.capacity() > kKeptCapacity)
+        Bytes().swap(buffer_);
+    else
+        buffer_.clear();
+    read_pos_ = 0;
+}
+
 void StreamFramer::feed(ByteView chunk) {
     fed_ += chunk.size();
     if (error_) return;
+    reset_if_drained();
     // Compact lazily so that feeding one byte at a time stays linear.
     if (read_pos_ > 0 && read_pos_ >= buffer_.size() / 2) {
         buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(read_pos_));
@@ -16,13 +27,15 @@ void StreamFramer::feed(ByteView chunk) {
 }
 
 void StreamFramer::restart(std::uint64_t stream_offset) {
+    drained_ = false;
     buffer_.clear();
     read_pos_ = 0;
     consumed_ = fed_ = stream_offset;
     error_.reset();
 }
 
-std::optional<Frame> StreamFramer::next() {
+std::optional<FrameView> StreamFramer::next_view() {
+    reset_if_drained();
     if (error_ || buffered() < kHeaderSize) return std::nullopt;
     ByteView avail(buffer_.data() + read_pos_, buffered());
     auto header = parse_header(avail.first(kHeaderSize), consumed_, limits_);
@@ -31,32 +44,42 @@ std::optional<Frame> StreamFramer::next() {
         return std::nullopt;
     }
     if (avail.size() < header->frag_length) return std::nullopt;
-    Frame f;
-    f.stream_offset = consumed_;
-    f.bytes.assign(avail.begin(), avail.begin() + header->frag_length);
+    FrameView f{avail.first(header->frag_length), *header, consumed_};
     read_pos_ += header->frag_length;
     consumed_ += header->frag_length;
-    if (read_pos_ == buffer_.size()) {  // everything consumed: start afresh (no compaction needed)
-        if (buffer_.capacity() > kKeptCapacity)
-            Bytes().swap(buffer_);
-        else
-            buffer_.clear();
-        read_pos_ = 0;
-    }
+    // Everything consumed: the buffer starts afresh at the next call (no compaction needed), not now,
+    // since the view points into it.
+    drained_ = read_pos_ == buffer_.size();
+    return f;
+}
+
+std::optional<Frame> StreamFramer::next() {
+    auto view = next_view();
+    if (!view) return std::nullopt;
+    Frame f{Bytes(view->bytes.begin(), view->bytes.end()), view->stream_offset};
+    reset_if_drained();  // copied: a large buffer goes back at once
     return f;
 }
 
 Result<std::optional<Bytes>> FragmentAssembler::add(const Pdu& pdu, ByteView raw) {
+    auto whole = add_view(pdu, raw);
+    if (!whole) return whole.error();
+    if (!*whole) return std::optional<Bytes>();
+    return std::optional<Bytes>(Bytes((*whole)->bytes.begin(), (*whole)->bytes.end()));
+}
+
+Result<std::optional<FragmentAssembler::Assembled>> FragmentAssembler::add_view(const Pdu& pdu, ByteView raw) {
+    using Out = std::optional<Assembled>;
     const auto& h = pdu.header;
     const bool first = h.flags & flag::kFirstFrag, last = h.flags & flag::kLastFrag;
     const auto* req = std::get_if<RequestBody>(&pdu.body);
     const auto* resp = std::get_if<ResponseBody>(&pdu.body);
-    if (!req && !resp) return std::optional<Bytes>(Bytes(raw.begin(), raw.end()));
+    if (!req && !resp) return Out(Assembled{raw, false});
     ByteView stub = req ? req->stub : resp->stub;
     auto it = partial_.find(h.call_id);
     if (first && last) {
         if (it != partial_.end()) partial_.erase(it);  // a new complete call supersedes a broken one
-        return std::optional<Bytes>(Bytes(raw.begin(), raw.end()));
+        return Out(Assembled{raw, false});
     }
     if (first) {
         if (partial_.size() >= limits_.max_fragments)
@@ -82,12 +105,12 @@ Result<std::optional<Bytes>> FragmentAssembler::add(const Pdu& pdu, ByteView raw
                               std::to_string(limits_.max_reassembled_stub) + " bytes)"};
     }
     p.stub.insert(p.stub.end(), stub.begin(), stub.end());
-    if (!last) return std::optional<Bytes>();
+    if (!last) return Out();
     std::uint8_t flags = static_cast<std::uint8_t>(p.header.flags | flag::kFirstLast);
-    Bytes whole = req ? build_request(flags, h.call_id, p.context_id, p.opnum, p.stub)
-                      : build_response(flags, h.call_id, p.context_id, p.stub);
+    joined_ = req ? build_request(flags, h.call_id, p.context_id, p.opnum, p.stub)
+                  : build_response(flags, h.call_id, p.context_id, p.stub);
     partial_.erase(it);
-    return std::optional<Bytes>(std::move(whole));
+    return Out(Assembled{joined_, true});
 }
 
 }  // namespace kmscope::rpc

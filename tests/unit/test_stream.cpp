@@ -135,6 +135,54 @@ TEST(FragmentAssembler, JoinsStubsInOrder) {
     EXPECT_EQ(std::get<rpc::RequestBody>(pdu->body).context_id, 1);
 }
 
+// The framer's zero-copy path: the view points into its buffer with the header it parsed, stays valid
+// until the next call, and a drained large buffer is given back at that next call, not under the view.
+TEST(StreamFramer, ViewsCarryTheParsedHeaderAndStayValidUntilTheNextCall) {
+    Bytes big = hex(test::sheet::kSessionC[4].hex);
+    big.resize(big.size() + 40000, 0x5A);
+    big[8] = static_cast<std::uint8_t>(big.size() & 0xff);
+    big[9] = static_cast<std::uint8_t>(big.size() >> 8);
+    rpc::StreamFramer f;
+    f.feed(big);
+    auto view = f.next_view();
+    ASSERT_TRUE(view);
+    EXPECT_EQ(view->header.frag_length, big.size());
+    EXPECT_EQ(view->header.call_id, rpc::parse_header(big)->call_id);
+    EXPECT_EQ(view->stream_offset, 0u);
+    EXPECT_GE(f.retained(), big.size());  // still behind the view
+    EXPECT_TRUE(std::equal(view->bytes.begin(), view->bytes.end(), big.begin(), big.end()));
+    auto pdu = rpc::parse_pdu(view->header, view->bytes);
+    ASSERT_TRUE(pdu);
+    EXPECT_EQ(pdu->header.call_id, view->header.call_id);
+    EXPECT_FALSE(f.next_view());
+    EXPECT_EQ(f.retained(), 0u);  // given back at the next call
+    Bytes small = hex(test::sheet::kSessionC[0].hex);
+    f.feed(small);
+    auto second = f.next_view();
+    ASSERT_TRUE(second);
+    EXPECT_EQ(second->stream_offset, big.size());
+    EXPECT_EQ(to_hex(second->bytes), to_hex(small));
+}
+
+// A single-fragment call is handed on as it is; only several fragments are joined (into the assembler).
+TEST(FragmentAssembler, JoinsOnlyWhenThereAreSeveralFragments) {
+    rpc::FragmentAssembler a;
+    auto single = rpc::build_request(rpc::flag::kFirstLast, 3, 0, 0, hex("0a0b"));
+    auto one = a.add_view(parse_owned(single), single);
+    ASSERT_TRUE(one && one->has_value());
+    EXPECT_FALSE((*one)->joined);
+    EXPECT_EQ((*one)->bytes.data(), single.data());  // the caller's bytes, not a copy
+    auto f1 = rpc::build_request(rpc::flag::kFirstFrag, 4, 1, 0, hex("0102"));
+    auto f2 = rpc::build_request(rpc::flag::kLastFrag, 4, 1, 0, hex("0304"));
+    EXPECT_FALSE(a.add_view(parse_owned(f1), f1)->has_value());
+    auto whole = a.add_view(parse_owned(f2), f2);
+    ASSERT_TRUE(whole && whole->has_value());
+    EXPECT_TRUE((*whole)->joined);
+    auto pdu = rpc::parse_pdu((*whole)->bytes);
+    ASSERT_TRUE(pdu);
+    EXPECT_EQ(to_hex(std::get<rpc::RequestBody>(pdu->body).stub), "01020304");
+}
+
 TEST(BindParsing, CapsContextItemsAndTransferSyntaxes) {
     rpc::BindBody body;
     for (std::uint16_t i = 0; i < 20; ++i) body.contexts.push_back({i, rpc::kms_interface(), {rpc::ndr32_syntax()}});

@@ -157,7 +157,7 @@ private:
         bool reported = false;
     };
     void drain(Direction dir, FileTime t);
-    void on_pdu(Direction dir, FileTime t, std::uint64_t offset, const Bytes& raw);
+    void on_pdu(Direction dir, FileTime t, const rpc::FrameView& frame);
     void on_bind(FileTime t, const rpc::Pdu& pdu, bool alter);
     void on_bind_answer(FileTime t, const rpc::Pdu& pdu);
     void on_request(FileTime t, std::uint64_t offset, const rpc::Pdu& pdu);

@@ -183,6 +183,9 @@ struct Limits {
 Result<Header> parse_header(ByteView bytes, std::size_t base_offset = 0, const Limits& limits = {});
 /// Parses one complete PDU (exactly frag_length bytes). Unknown PTYPEs yield a monostate body.
 Result<Pdu> parse_pdu(ByteView bytes, std::size_t base_offset = 0, const Limits& limits = {});
+/// The same with the header already parsed by parse_header from these bytes (by the framer, which needs
+/// it to cut the PDU): the header is not read a second time.
+Result<Pdu> parse_pdu(const Header& header, ByteView bytes, std::size_t base_offset = 0, const Limits& limits = {});
 
 // Builders throw std::length_error when the PDU would not fit the 16-bit frag_length.
 

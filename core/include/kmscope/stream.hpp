@@ -17,6 +17,13 @@ struct Frame {
     std::uint64_t stream_offset = 0;  // offset of its first byte in the direction's byte stream
 };
 
+/// One complete PDU as a view into the framer's buffer, with the header the framer parsed to cut it.
+struct FrameView {
+    ByteView bytes;
+    Header header;
+    std::uint64_t stream_offset = 0;
+};
+
 /// Frames one direction of a connection by frag_length. A header that is not DCE/RPC 5.0 poisons
 /// the framer: there is no reliable way to find the next PDU boundary in a TCP stream.
 class StreamFramer {
@@ -27,6 +34,9 @@ public:
     void feed(ByteView chunk);
     /// The next complete PDU; nullopt when more bytes are needed or the framer is poisoned.
     std::optional<Frame> next();
+    /// The same without copying: the view stays valid until the next call to feed(), next(),
+    /// next_view() or restart(). The header is parsed once, here, for framing and for the caller.
+    std::optional<FrameView> next_view();
     /// The framing error that poisoned the stream, if any.
     const std::optional<ParseError>& error() const { return error_; }
     /// Bytes received but not yet returned as a PDU (a partial PDU at end of stream).
@@ -42,9 +52,12 @@ public:
     void restart(std::uint64_t stream_offset);
 
 private:
+    /// Once every byte has been returned, starts afresh (after the last view was used).
+    void reset_if_drained();
     Limits limits_;
     Bytes buffer_;
     std::size_t read_pos_ = 0;
+    bool drained_ = false;        // every byte fed was returned; the buffer is reset at the next call
     std::uint64_t consumed_ = 0;  // stream offset of buffer_[read_pos_]
     std::uint64_t fed_ = 0;
     std::optional<ParseError> error_;
@@ -59,6 +72,13 @@ public:
     /// when this fragment completes a call (a single-fragment PDU is returned as is), nullopt while
     /// fragments are outstanding, or an error when a cap is exceeded or the sequence is broken.
     Result<std::optional<Bytes>> add(const Pdu& pdu, ByteView raw);
+    /// A complete call without a copy: `bytes` is `raw` itself for a single-fragment PDU (`joined`
+    /// false), or the joined PDU, valid until the next add or add_view.
+    struct Assembled {
+        ByteView bytes;
+        bool joined = false;
+    };
+    Result<std::optional<Assembled>> add_view(const Pdu& pdu, ByteView raw);
     /// Number of calls with fragments still outstanding.
     std::size_t pending() const { return partial_.size(); }
 
@@ -72,6 +92,7 @@ private:
     };
     Limits limits_;
     std::map<std::uint32_t, Partial> partial_;
+    Bytes joined_;  // the last joined PDU (add_view)
 };
 
 }  // namespace kmscope::rpc
