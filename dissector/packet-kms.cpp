@@ -959,17 +959,17 @@ wscompat::heur_result dissect_kms_heur_tcp(tvbuff_t* tvb, packet_info* pinfo, pr
 
 int st_version = -1, st_product = -1, st_status = -1, st_epid = -1, st_verdict = -1;
 
-// One order in tshark and in Wireshark: both sort a node's children with the tree's sort flags (here by name,
-// ascending: kKmsTreeSortFlags), but tshark prints the top-level nodes in creation order where Wireshark's
-// window sorts them too. So the top-level nodes are created in name order.
-constexpr guint kKmsTreeSortFlags = (ST_SORT_COL_NAME << ST_FLG_SRTCOL_SHIFT);
+// One order in tshark and in Wireshark. Wireshark's window (4.0) sorts every level by name, descending, whatever
+// the tree's flags say; tshark sorts a node's children by the tree's flags (here the same: name, descending) but
+// prints the top-level nodes in creation order. So the top-level nodes are created in descending name order.
+constexpr guint kKmsTreeSortFlags = (ST_SORT_COL_NAME << ST_FLG_SRTCOL_SHIFT) | ST_FLG_SORT_DESC;
 
 void kms_stats_tree_init(stats_tree* st) {
-    st_verdict = stats_tree_create_node(st, "Exchanges by verdict", 0, STAT_DT_INT, TRUE);
-    st_status = stats_tree_create_node(st, "Requests by license status", 0, STAT_DT_INT, TRUE);
-    st_product = stats_tree_create_node(st, "Requests by product", 0, STAT_DT_INT, TRUE);
-    st_version = stats_tree_create_node(st, "Requests by version", 0, STAT_DT_INT, TRUE);
     st_epid = stats_tree_create_node(st, "Responses by server ePID", 0, STAT_DT_INT, TRUE);
+    st_version = stats_tree_create_node(st, "Requests by version", 0, STAT_DT_INT, TRUE);
+    st_product = stats_tree_create_node(st, "Requests by product", 0, STAT_DT_INT, TRUE);
+    st_status = stats_tree_create_node(st, "Requests by license status", 0, STAT_DT_INT, TRUE);
+    st_verdict = stats_tree_create_node(st, "Exchanges by verdict", 0, STAT_DT_INT, TRUE);
 }
 
 tap_packet_status kms_stats_tree_packet(stats_tree* st, packet_info*, epan_dissect_t*, const void* p, tap_flags_t) {
