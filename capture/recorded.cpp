@@ -40,6 +40,7 @@ RecordedCapture read_capture(const std::string& path, TcpLimits limits) {
     auto recording = [&](const TcpConnection& c) -> Recording& {
         auto [it, fresh] = open.try_emplace(c.index);
         if (fresh) {
+            it->second.out.stream = c.index - 1;
             it->second.out.client = c.client;
             it->second.out.server = c.server;
         }

@@ -24,6 +24,7 @@ struct RecordedPdu {
 
 /// One TCP connection that carried DCE/RPC.
 struct RecordedConnection {
+    std::uint64_t stream = 0;  // kms-analyze's "stream": 0-based order of appearance among the TCP connections
     Endpoint client, server;
     std::vector<RecordedPdu> pdus;
     std::uint64_t missing = 0;  // bytes the capture does not have (gaps), both directions

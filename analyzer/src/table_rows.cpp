@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <string>
 
-#include "kmscope/status.hpp"
+#include "kmscope/outcome.hpp"
 #include "printer.hpp"
 
 namespace kmscope::analyzer {
@@ -31,31 +31,6 @@ std::string cell(const std::string& s, std::size_t width) {
     return out;
 }
 
-// The verdict in words: "ok", "FAIL hash", "HRESULT 0xC004F042 SL_E_...", "NO RESPONSE", ...
-std::string verdict_text(const Exchange& x) {
-    std::string checks;
-    for (auto chk : x.verdict.failed) checks.append(" ").append(kms::check_name(chk));
-    if (x.outcome == Outcome::Response) {
-        if (x.ok()) return "ok";
-        return "FAIL" + (checks.empty() ? std::string(" undecodable") : checks);
-    }
-    const std::string prefix = checks.empty() ? "" : "FAIL" + checks + ", ";
-    auto named = [](std::string_view name) { return name.empty() ? std::string() : std::string(" ").append(name); };
-    switch (x.outcome) {
-        case Outcome::Hresult: {
-            const std::uint32_t hr = x.hresult.value_or(0);
-            return prefix + "HRESULT " + hex32(hr) + named(hr == 0 ? "S_OK" : hresult_name(hr));
-        }
-        case Outcome::Fault:
-            return prefix + "FAULT " + hex32(x.fault_status.value_or(0)) +
-                   named(nca_status_name(x.fault_status.value_or(0)));
-        case Outcome::NoResponse:
-            return prefix + "NO RESPONSE";
-        default:
-            return prefix + "ANSWER WITHOUT REQUEST";
-    }
-}
-
 class TablePrinter final : public Printer {
 public:
     TablePrinter(const ProductTable& products, std::FILE* out) : products_(products), out_(out) {}
@@ -80,7 +55,7 @@ private:
         const std::string count = x.response ? std::to_string(x.response->base.count) : "-";
         std::fprintf(out_, "%-28s  %-23s  %-23s  %s  %s  %-10s  %5s  %s\n", r.time().to_iso8601().c_str(),
                      r.client.c_str(), r.server.c_str(), cell(ws, 16).c_str(), cell(product, 36).c_str(), ver.c_str(),
-                     count.c_str(), verdict_text(x).c_str());
+                     count.c_str(), kmscope::verdict_text(x).c_str());
     }
     void line(const DnsRecord& r) {
         const KmsDiscovery& m = r.message;

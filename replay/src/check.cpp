@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "kmscope/conversation.hpp"
+#include "kmscope/outcome.hpp"
 #include "kmscope/server.hpp"
 #include "kmscope/status.hpp"
 #include "recorded.hpp"
@@ -31,22 +32,6 @@ private:
     std::size_t pos_ = 0;
     std::size_t overdrawn_ = 0;
 };
-
-std::string outcome_text(const Exchange& x) {
-    switch (x.outcome) {
-        case Outcome::Response:
-            return x.verdict.ok() ? "response" : "response failing verification";
-        case Outcome::Hresult:
-            return "HRESULT " + hex32(x.hresult.value_or(0));
-        case Outcome::Fault:
-            return "fault " + hex32(x.fault_status.value_or(0));
-        case Outcome::NoResponse:
-            return "no response";
-        case Outcome::Orphan:
-            return "orphan answer";
-    }
-    return "?";
-}
 
 std::string failed_checks(const kms::Verdict& v) {
     std::string s;
@@ -139,8 +124,8 @@ CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& o
             for (const auto& x : mine)
                 if (x.outcome != Outcome::Orphan) our_call[x.call_id] = &x;
 
-            const std::string where =
-                path + " #" + std::to_string(ci + 1) + " " + conn.client.to_string() + " -> " + conn.server.to_string();
+            const std::string where = path + " stream " + std::to_string(conn.stream) + " " + conn.client.to_string() +
+                                      " -> " + conn.server.to_string();
             for (const auto& r : recorded) {
                 if (r.outcome == Outcome::Orphan) continue;
                 ++sum.exchanges;
@@ -155,14 +140,14 @@ CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& o
                     status = "TAMPERED (recorded exchange fails verification: " + failed_checks(r.verdict) + ")";
                     ++sum.tampered;
                 } else if (r.outcome == Outcome::NoResponse) {
-                    status = "skipped (no recorded answer; ours: " + (m ? outcome_text(*m) : "none") + ")";
+                    status = "skipped (no recorded answer; ours: " + (m ? verdict_text(*m) : "none") + ")";
                     ++sum.skipped;
                 } else if (!m) {
                     status = "MISMATCH";
                     diffs.push_back("our server did not answer call " + std::to_string(r.call_id));
                 } else if (r.outcome != m->outcome) {
                     status = "MISMATCH";
-                    field("outcome", outcome_text(r), outcome_text(*m));
+                    field("outcome", verdict_text(r), verdict_text(*m));
                 } else if (r.outcome == Outcome::Hresult) {
                     field("hresult", hex32(r.hresult.value_or(0)), hex32(m->hresult.value_or(0)));
                 } else if (r.outcome == Outcome::Fault) {
@@ -190,20 +175,24 @@ CheckSummary run_check(const std::vector<std::string>& captures, std::ostream& o
                 } else if (status == "MISMATCH") {
                     ++sum.mismatched;
                 }
-                std::string version = r.request_version ? "v" + r.request_version->to_string() : "v?";
                 if (json) {
+                    // The shared JSON vocabulary (docs/json.md): kind, ts, file, stream, version as "6.0".
                     nlohmann::json j;
-                    j["capture"] = path;
-                    j["connection"] = ci + 1;
+                    j["kind"] = "check";
+                    const auto t = r.request_time ? r.request_time : r.response_time;
+                    j["ts"] = t ? nlohmann::json(t->to_iso8601()) : nullptr;
+                    j["file"] = path;
+                    j["stream"] = conn.stream;
                     j["call_id"] = r.call_id;
-                    j["version"] = version;
-                    j["recorded"] = outcome_text(r);
-                    j["ours"] = m ? outcome_text(*m) : "none";
+                    j["version"] = r.request_version ? nlohmann::json(r.request_version->to_string()) : nullptr;
+                    j["recorded"] = verdict_text(r);
+                    j["ours"] = m ? verdict_text(*m) : "none";
                     j["status"] = status;
                     j["diffs"] = diffs;
                     out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
                 } else {
-                    out << where << " call " << r.call_id << " " << version << ": " << outcome_text(r) << ": " << status
+                    const std::string version = r.request_version ? "v" + r.request_version->to_string() : "v?";
+                    out << where << " call " << r.call_id << " " << version << ": " << verdict_text(r) << ": " << status
                         << "\n";
                     for (const auto& d : diffs) out << "    " << d << "\n";
                 }

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "kmscope/conversation.hpp"
+#include "kmscope/outcome.hpp"
 #include "kmscope/products.hpp"
 #include "kmscope/status.hpp"
 #include "recorded.hpp"
@@ -35,15 +36,19 @@ struct Flight {
 };
 
 struct Script {
-    std::string name;
+    std::string name;  // "FILE stream N", as in check's lines
+    std::string file;
+    std::uint64_t stream = 0;  // kms-analyze's stream number of the recorded connection
     std::vector<Flight> flights;
     std::map<std::uint32_t, rpc::Ndr> call_ndr;  // for rewriting requests
     std::map<std::uint32_t, Outcome> recorded;   // recorded outcome per call id
 };
 
-Script make_script(const std::string& name, const capture::RecordedConnection& c) {
+Script make_script(const std::string& file, const capture::RecordedConnection& c) {
     Script s;
-    s.name = name;
+    s.name = file + " stream " + std::to_string(c.stream);
+    s.file = file;
+    s.stream = c.stream;
     for (const auto& ev : recorded_events(c)) {
         if (const auto* x = std::get_if<Exchange>(&ev)) {
             if (x->ndr) s.call_ndr[x->call_id] = *x->ndr;
@@ -211,33 +216,9 @@ std::string exchange_line(const Exchange& x, bool pass) {
     if (x.ndr) s += std::string(" NDR") + rpc::ndr_name(*x.ndr);
     if (x.request) s += "  " + ProductTable::builtin().name_or_guid(x.request->base.sku_id);
     if (x.response) s += "  count " + std::to_string(x.response->base.count) + "  ePID " + x.response->base.epid;
-    switch (x.outcome) {
-        case Outcome::Response: {
-            if (x.verdict.ok()) {
-                s += "  ok";
-            } else {
-                s += "  FAIL";
-                for (auto c : x.verdict.failed) s += " " + std::string(kms::check_name(c));
-            }
-            break;
-        }
-        case Outcome::Hresult: {
-            auto h = x.hresult.value_or(0);
-            s += "  HRESULT " + hex32(h) + " " + std::string(hresult_name(h));
-            break;
-        }
-        case Outcome::Fault: {
-            auto f = x.fault_status.value_or(0);
-            s += "  FAULT " + hex32(f) + " " + std::string(nca_status_name(f));
-            break;
-        }
-        case Outcome::NoResponse:
-            s += "  NO RESPONSE";
-            break;
-        case Outcome::Orphan:
-            s += "  ORPHAN";
-            break;
-    }
+    // The core's verdict text: "ok" exactly when Exchange::ok() holds (a response that did not decode
+    // is "FAIL undecodable", as it is counted).
+    s += "  " + verdict_text(x);
     if (auto l = x.latency_ms()) {
         char b[32];
         std::snprintf(b, sizeof b, "  %.3f ms", *l);
@@ -274,8 +255,7 @@ int run_send(const SendOptions& o, std::ostream& out, std::ostream& err_out) {
             return 2;
         }
         const auto& conns = cap.connections;
-        for (std::size_t i = 0; i < conns.size(); ++i)
-            scripts.push_back(make_script(path + " #" + std::to_string(i + 1), conns[i]));
+        for (const auto& conn : conns) scripts.push_back(make_script(path, conn));
     }
     if (scripts.empty()) {
         err_out << "kms-replay send: no DCE/RPC connection in the captures\n";
@@ -334,10 +314,18 @@ int run_send(const SendOptions& o, std::ostream& out, std::ostream& err_out) {
                 for (const auto& x : r.exchanges) {
                     bool pass = passes(x, s);
                     if (o.json) {
+                        // The shared JSON vocabulary (docs/json.md): kind, ts, file, stream, version, verdict.
                         nlohmann::json j;
-                        j["connection"] = s.name;
+                        j["kind"] = "exchange";
+                        const auto t = x.request_time ? x.request_time : x.response_time;
+                        j["ts"] = t ? t->to_iso8601() : nullptr;
+                        j["file"] = s.file;
+                        j["stream"] = s.stream;
                         j["call_id"] = x.call_id;
+                        j["version"] = x.request_version ? nlohmann::json(x.request_version->to_string()) : nullptr;
                         j["outcome"] = outcome_name(x.outcome);
+                        j["verdict"] = verdict_text(x);
+                        j["ok"] = x.ok();
                         j["pass"] = pass;
                         std::vector<std::string> failed;
                         for (auto c : x.verdict.failed) failed.emplace_back(kms::check_name(c));
@@ -377,6 +365,7 @@ int run_send(const SendOptions& o, std::ostream& out, std::ostream& err_out) {
     const bool all_ok = bad_exchanges == 0 && conn_errors == 0 && ok_exchanges > 0;
     if (load || o.json) {
         nlohmann::json j;
+        j["kind"] = "summary";
         j["connections"] = connections.load();
         j["exchanges_ok"] = ok_exchanges.load();
         j["exchanges_failed"] = bad_exchanges.load();

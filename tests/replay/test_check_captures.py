@@ -2,6 +2,7 @@
 recorded response is rebuilt byte for byte; tampered captures are reported as such (exit 1)."""
 import json
 import os
+import subprocess
 
 from replaylib import captures, check, finish, run
 
@@ -23,13 +24,23 @@ for path in captures():
     else:
         check(rc == 0, f"{name}: exit {rc}:\n{out}")
         for l in lines:
-            ok = ("match (identical message bytes)" in l or "HRESULT 0x8007000D: match" in l
-                  or "skipped (no recorded answer" in l)
+            ok = ("ok: match (identical message bytes)" in l or "HRESULT 0x8007000D ERROR_INVALID_DATA: match" in l
+                  or "NO RESPONSE: skipped (no recorded answer" in l)
             check(ok, f"{name}: {l}")
     rc2, js = run("check", "--json", path)
     for l in js.splitlines():
         j = json.loads(l)
-        check({"capture", "call_id", "status", "diffs"} <= set(j), f"{name}: JSON line lacks fields: {l}")
+        # The JSON vocabulary shared with kms-analyze (docs/json.md).
+        check({"kind", "ts", "file", "stream", "call_id", "version", "recorded", "ours", "status", "diffs"} <= set(j)
+              and j["kind"] == "check" and j["file"] == path, f"{name}: JSON line lacks fields: {l}")
+    # The same stream numbers, versions and times as kms-analyze gives the same exchanges.
+    if name not in TAMPERED:
+        a = subprocess.run([os.environ["KMS_ANALYZE"], "--no-progress", "--format", "json", path],
+                           capture_output=True, text=True, timeout=60).stdout
+        ours = {(j["stream"], j["call_id"], j["version"], j["ts"]) for j in map(json.loads, js.splitlines())}
+        theirs = {(r["stream"], r["call_id"], r["version"], r["ts"]) for r in map(json.loads, a.splitlines())
+                  if r["kind"] == "exchange" and r["verdict"]["outcome"] != "orphan"}
+        check(ours == theirs, f"{name}: check --json and kms-analyze disagree on stream/call/version/ts:\n{ours}\n{theirs}")
 
 # Several captures at once: one summary, exit 1 because two are tampered.
 rc, out = run("check", *captures())
