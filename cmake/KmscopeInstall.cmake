@@ -79,6 +79,11 @@ endif()
 if(KMSCOPE_BUILD_DISSECTOR)
   install(FILES ${PROJECT_SOURCE_DIR}/dissector/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR}/dissector
           COMPONENT wireshark-plugin)
+  # The colouring rules and the configuration profile, for the user to import (dissector/README.md).
+  install(FILES ${PROJECT_SOURCE_DIR}/dissector/profile/kms.colorfilters
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/kmscope/wireshark COMPONENT wireshark-plugin)
+  install(FILES ${PROJECT_SOURCE_DIR}/dissector/profile/kmscope/preferences
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/kmscope/wireshark/profiles/kmscope COMPONENT wireshark-plugin)
 endif()
 
 # bash completion (written by hand; tests/packaging checks them against --help).

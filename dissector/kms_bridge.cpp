@@ -15,6 +15,7 @@
 #include "kmscope/fingerprint.hpp"
 #include "kmscope/kms_expected.hpp"
 #include "kmscope/ndr.hpp"
+#include "kmscope/outcome.hpp"
 #include "kmscope/products.hpp"
 #include "kmscope/rpc_checks.hpp"
 #include "kmscope/status.hpp"
@@ -272,11 +273,11 @@ bool kept_hash_failed(const CheckList& checks) {
     return false;
 }
 
+/// The core's wording (outcome.hpp) of a verified response's verdict, as every tool prints it.
 const char* verdict_text(wmem_allocator_t* scope, const CheckList& checks) {
-    if (checks.n == 0) return "ok";
-    std::string s = "FAIL";
-    for (int i = 0; i < checks.n; ++i) (s += ' ') += kms::check_name(static_cast<kms::Check>(checks.code[i]));
-    return dup(scope, s);
+    kms::Verdict v;
+    for (int i = 0; i < checks.n; ++i) v.failed.push_back(static_cast<kms::Check>(checks.code[i]));
+    return dup(scope, kmscope::verdict_text(Outcome::Response, v, true, 0));
 }
 
 /// The response header anomalies (the core's rules) of a response whose stub framed as `framed`.
@@ -382,8 +383,8 @@ void decode_response_stub(wmem_allocator_t* scope, const ResponseInput& in, Resp
         if (!framed->message) {
             out->is_hresult = true;
             if (in.want & kWantTapText)
-                out->verdict = dup(scope, "HRESULT " + hex32(framed->return_value) +
-                                              (out->hresult_name[0] ? std::string(" ") + out->hresult_name : ""));
+                out->verdict =
+                    dup(scope, kmscope::verdict_text(Outcome::Hresult, kms::Verdict{}, false, framed->return_value));
             if (in.server_key) {
                 Exchange x;
                 x.call_id = in.call_id;
