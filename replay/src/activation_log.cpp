@@ -86,8 +86,10 @@ std::string ActivationLog::text_line(const std::string& client, const server::Ac
 
 std::string ActivationLog::json_line(const std::string& client, const server::ActivationRecord& rec,
                                      const ProductTable& products) {
+    // The shared JSON vocabulary (docs/json.md): kind, ts, version "6.0", HRESULTs as 0x + 8 hex digits.
     nlohmann::json j;
-    j["time"] = rec.time.to_iso8601();
+    j["kind"] = "activation";
+    j["ts"] = rec.time.to_iso8601();
     j["client"] = client;
     j["call_id"] = rec.call_id;
     if (rec.version) j["version"] = rec.version->to_string();
@@ -134,9 +136,10 @@ void ActivationLog::event(const std::string& client, const std::string& what) {
     }
     if (json) {
         nlohmann::json j;
-        j["time"] = SystemClock().now().to_iso8601();
+        j["kind"] = "event";
+        j["ts"] = SystemClock().now().to_iso8601();
         j["client"] = client;
-        j["event"] = what;
+        j["message"] = what;
         write(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
         write(SystemClock().now().to_iso8601() + "  " + client + "  " + what);

@@ -41,8 +41,12 @@ with Server("--config", ini, "--renewal-interval", "3000") as srv:
     log = [json.loads(l) for l in srv.log().splitlines() if l.startswith("{")]
     acts = [l for l in log if "cmid" in l]
     check(len(acts) == 3, f"JSON activation lines: {log}")
-    for field in ["time", "client", "workstation", "cmid", "product", "version", "license_status", "result", "count"]:
+    for field in ["kind", "ts", "client", "workstation", "cmid", "product", "version", "license_status", "result",
+                  "count"]:
         check(all(field in a for a in acts), f"JSON log lacks {field}")
+    # The vocabulary of docs/json.md: kind, ts in ISO 8601 UTC, version without a "v".
+    check(all(a["kind"] == "activation" and a["version"] == "6.0" and a["ts"].endswith("Z") for a in acts),
+          f"JSON activation lines off the shared vocabulary: {acts}")
 # Stable ePIDs: two sends against one server see the same generated ePID.
 with Server() as srv:
     a = run("send", V6, "--to", srv.v4)[1]
