@@ -292,7 +292,9 @@ void add_header_anomalies(wmem_allocator_t* scope, const ResponseInput& in, cons
     if (in.header->has_request_context) facts.request_context_id = in.header->request_context_id;
     if (framed && framed->message) facts.message_size = framed->message->size();
     facts.ndr = in.ndr64 ? rpc::Ndr::Ndr64 : rpc::Ndr::Ndr32;
-    for (const auto& a : rpc::response_header_anomalies(facts)) add_text(scope, out->header_anomalies, "rpc", a);
+    // Named by kind: the dissector raises each kind's own expert info.
+    for (const auto& a : rpc::response_header_anomalies(facts))
+        add_text(scope, out->header_anomalies, rpc::rpc_anomaly_name(a.kind), a.text);
 }
 
 /// The verdict of a decoded response: the one an earlier pass kept, else verify_exchange on the request plus
@@ -372,7 +374,7 @@ void decode_response_stub(wmem_allocator_t* scope, const ResponseInput& in, Resp
             out->error = dup(scope, framed.error().to_string());
             return;
         }
-        for (const auto& a : framed->anomalies) add_text(scope, out->anomalies, "rpc", a);
+        for (const auto& a : framed->anomalies) add_text(scope, out->anomalies, rpc::rpc_anomaly_name(a.kind), a.text);
         const bool rpc_anomalies = out->anomalies.n > 0 || out->header_anomalies.n > 0;
         out->hresult = framed->return_value;
         out->hresult_name = literal(hresult_name(framed->return_value));

@@ -25,10 +25,12 @@
 #include <cstdint>
 #include <cstring>
 #include <ctime>
+#include <string>
 
 #include "kms_bridge.hpp"
 #include "kmscope/dcerpc.hpp"
 #include "kmscope/kms.hpp"
+#include "kmscope/ndr.hpp"
 #include "kmscope/status.hpp"
 #include "kmscope/version.hpp"
 #include "ws_compat.hpp"
@@ -140,7 +142,8 @@ expert_field ei_kms_count_low = EI_INIT;
 expert_field ei_kms_clock_skew = EI_INIT;
 expert_field ei_kms_emulator = EI_INIT;
 expert_field ei_kms_unknown_product = EI_INIT;
-expert_field ei_kms_rpc_anomaly = EI_INIT;
+// One expert info per kind of RPC anomaly (rpc::RpcAnomaly), kms.rpc.<name>, registered from the core's table.
+expert_field ei_kms_rpc[kmscope::rpc::kRpcAnomalyKinds];
 expert_field ei_kms_unverified = EI_INIT;
 expert_field ei_kms_trailing = EI_INIT;
 expert_field ei_kms_midstream = EI_INIT;
@@ -667,11 +670,20 @@ StoredResponse* store_response(packet_info* pinfo, guint32 call_id, StoredReques
     return stored;
 }
 
+/// The expert info of the RPC anomaly kind named `name` (rpc::rpc_anomaly_name).
+expert_field* rpc_anomaly_expert(const char* name) {
+    for (std::size_t k = 0; k < kmscope::rpc::kRpcAnomalyKinds; ++k)
+        if (g_strcmp0(name, kmscope::rpc::rpc_anomaly_name(kmscope::rpc::kRpcAnomalies[k])) == 0) return &ei_kms_rpc[k];
+    return &ei_kms_rpc[0];  // not reached: the bridge names every anomaly by its kind
+}
+
 void add_response_anomalies(packet_info* pinfo, proto_item* mi, const ResponseView* pv) {
     for (int i = 0; i < pv->header_anomalies.n; ++i)
-        expert_add_info_format(pinfo, mi, &ei_kms_rpc_anomaly, "RPC response header: %s", pv->header_anomalies.text[i]);
+        expert_add_info_format(pinfo, mi, rpc_anomaly_expert(pv->header_anomalies.name[i]), "RPC response header: %s",
+                               pv->header_anomalies.text[i]);
     for (int i = 0; i < pv->anomalies.n; ++i)
-        expert_add_info_format(pinfo, mi, &ei_kms_rpc_anomaly, "RPC response stub: %s", pv->anomalies.text[i]);
+        expert_add_info_format(pinfo, mi, rpc_anomaly_expert(pv->anomalies.name[i]), "RPC response stub: %s",
+                               pv->anomalies.text[i]);
 }
 
 void queue_response_tap(packet_info* pinfo, const ResponseView* pv) {
@@ -1350,9 +1362,6 @@ void proto_register_kms() {
         {&ei_kms_unknown_product,
          {"kms.unknown_product", PI_UNDECODED, PI_NOTE, "Product GUID not in the product table",
           KMS_EXPFILL("An application, SKU or KMS counted ID that the built-in product table does not name")}},
-        {&ei_kms_rpc_anomaly,
-         {"kms.rpc_anomaly", PI_PROTOCOL, PI_WARN, "RPC framing a Windows client would reject",
-          KMS_EXPFILL("A deviation of the response's DCE/RPC header or stub framing")}},
         {&ei_kms_unverified,
          {"kms.unverified", PI_SEQUENCE, PI_NOTE, "Request not seen: exchange not verified",
           KMS_EXPFILL("The response's request is not in the capture, so the exchange could not be verified")}},
@@ -1384,7 +1393,21 @@ void proto_register_kms() {
     proto_kms = proto_register_protocol("Microsoft Key Management Service", "KMS", "kms");
     proto_register_field_array(proto_kms, hf, G_N_ELEMENTS(hf));
     proto_register_subtree_array(ett, G_N_ELEMENTS(ett));
-    expert_register_field_array(expert_register_protocol(proto_kms), ei, G_N_ELEMENTS(ei));
+    expert_module_t* experts = expert_register_protocol(proto_kms);
+    expert_register_field_array(experts, ei, G_N_ELEMENTS(ei));
+    // One per RPC anomaly kind, from the core's names and summaries: kms.rpc.context_id, ... The strings
+    // must outlive the registration (Wireshark keeps the pointers).
+    static std::string rpc_abbrevs[kmscope::rpc::kRpcAnomalyKinds];
+    static ei_register_info rpc_ei[kmscope::rpc::kRpcAnomalyKinds];
+    for (std::size_t k = 0; k < kmscope::rpc::kRpcAnomalyKinds; ++k) {
+        const auto kind = kmscope::rpc::kRpcAnomalies[k];
+        rpc_abbrevs[k] = std::string("kms.rpc.") + kmscope::rpc::rpc_anomaly_name(kind);
+        ei_kms_rpc[k] = EI_INIT;
+        rpc_ei[k] = {&ei_kms_rpc[k],
+                     {rpc_abbrevs[k].c_str(), PI_PROTOCOL, PI_WARN, kmscope::rpc::rpc_anomaly_summary(kind),
+                      KMS_EXPFILL("RPC framing of the response that a Windows client rejects (fails the rpc check)")}};
+    }
+    expert_register_field_array(experts, rpc_ei, G_N_ELEMENTS(rpc_ei));
 
     module_t* module = prefs_register_protocol(proto_kms, proto_reg_handoff_kms);  // re-applied on changes
     prefs_register_bool_preference(module, "decrypt", "Decrypt KMS v5/v6 messages",

@@ -323,7 +323,7 @@ void Conversation::on_response(FileTime t, std::uint64_t offset, const rpc::Pdu&
     facts.request_context_id = e.context_id;
     if (framed && *framed && (*framed)->message) facts.message_size = (*framed)->message->size();
     facts.ndr = e.ndr.value_or(rpc::Ndr::Ndr32);
-    for (auto& a : rpc::response_header_anomalies(facts)) rpc_anomaly(std::move(a));
+    for (auto& a : rpc::response_header_anomalies(facts)) rpc_anomaly(std::move(a.text));
     if (!e.ndr) {
         e.response_error = "response stub framing is neither NDR32 nor NDR64";
         e.diagnostics.push_back("response: " + *e.response_error);
@@ -337,7 +337,7 @@ void Conversation::on_response(FileTime t, std::uint64_t offset, const rpc::Pdu&
         complete(std::move(e));
         return;
     }
-    for (auto& a : stub->anomalies) rpc_anomaly(a);
+    for (auto& a : stub->anomalies) rpc_anomaly(a.text);
     e.hresult = stub->return_value;
     if (!stub->message) {
         if (e.outcome == Outcome::Response) e.outcome = Outcome::Hresult;

@@ -49,12 +49,61 @@ Bytes build_request_stub(ByteView message, Ndr ndr) {
     return w.take();
 }
 
+const char* rpc_anomaly_name(RpcAnomaly kind) {
+    switch (kind) {
+        case RpcAnomaly::ContextId:
+            return "context_id";
+        case RpcAnomaly::CancelCount:
+            return "cancel_count";
+        case RpcAnomaly::Flags:
+            return "flags";
+        case RpcAnomaly::AllocHint:
+            return "alloc_hint";
+        case RpcAnomaly::Ndr64Padding:
+            return "ndr64_padding";
+        case RpcAnomaly::NullPointerSize:
+            return "null_pointer_size";
+        case RpcAnomaly::Referent:
+            return "referent";
+        case RpcAnomaly::ReturnValuePadding:
+            return "return_value_padding";
+        case RpcAnomaly::TrailingBytes:
+            return "trailing_bytes";
+    }
+    return "unknown";
+}
+
+const char* rpc_anomaly_summary(RpcAnomaly kind) {
+    switch (kind) {
+        case RpcAnomaly::ContextId:
+            return "Response context id differs from the request's";
+        case RpcAnomaly::CancelCount:
+            return "Response cancel_count is not zero";
+        case RpcAnomaly::Flags:
+            return "Response flags other than FIRST and LAST";
+        case RpcAnomaly::AllocHint:
+            return "Response alloc_hint differs from the padded stub size";
+        case RpcAnomaly::Ndr64Padding:
+            return "Non-zero NDR64 padding after responseSize";
+        case RpcAnomaly::NullPointerSize:
+            return "NULL response pointer with a non-zero responseSize";
+        case RpcAnomaly::Referent:
+            return "Unusual referent id of the response pointer";
+        case RpcAnomaly::ReturnValuePadding:
+            return "Non-zero NDR padding before the return value";
+        case RpcAnomaly::TrailingBytes:
+            return "Bytes after the return value of the response stub";
+    }
+    return "Unknown RPC anomaly";
+}
+
 Result<ResponseStub> parse_response_stub(ByteView stub, Ndr ndr, std::size_t base_offset) {
     Reader r(stub, base_offset);
     ResponseStub out;
     std::uint32_t size = r.u32le("responseSize");
     if (ndr == Ndr::Ndr64) {
-        if (r.u32le("responseSize_padding") != 0) out.anomalies.push_back("non-zero NDR64 padding after responseSize");
+        if (r.u32le("responseSize_padding") != 0)
+            out.anomalies.push_back({RpcAnomaly::Ndr64Padding, "non-zero NDR64 padding after responseSize"});
         out.referent = r.u64le("referent_id");
     } else {
         out.referent = r.u32le("referent_id");
@@ -63,7 +112,9 @@ Result<ResponseStub> parse_response_stub(ByteView stub, Ndr ndr, std::size_t bas
     if (out.referent == 0) {
         out.return_value = r.u32le("return_value");
         if (!r.ok()) return *r.error();
-        if (size != 0) out.anomalies.push_back("NULL response pointer with responseSize " + std::to_string(size));
+        if (size != 0)
+            out.anomalies.push_back(
+                {RpcAnomaly::NullPointerSize, "NULL response pointer with responseSize " + std::to_string(size)});
         return out;
     }
     std::uint64_t conformance = ndr == Ndr::Ndr64 ? r.u64le("conformance") : r.u32le("conformance");
@@ -72,7 +123,8 @@ Result<ResponseStub> parse_response_stub(ByteView stub, Ndr ndr, std::size_t bas
         return ParseError{
             "conformance", r.offset() - (ndr == Ndr::Ndr64 ? 8 : 4),
             "array conformance " + std::to_string(conformance) + " differs from responseSize " + std::to_string(size)};
-    if (out.referent != kReferentId) out.anomalies.push_back("unusual referent id " + std::to_string(out.referent));
+    if (out.referent != kReferentId)
+        out.anomalies.push_back({RpcAnomaly::Referent, "unusual referent id " + std::to_string(out.referent)});
     out.message_offset = r.position();
     out.message = r.bytes(size, "response");
     auto pad = r.bytes(pad4(r.position()), "response_padding");
@@ -80,10 +132,12 @@ Result<ResponseStub> parse_response_stub(ByteView stub, Ndr ndr, std::size_t bas
     if (!r.ok()) return *r.error();
     for (auto b : pad)
         if (b) {
-            out.anomalies.push_back("non-zero NDR padding before the return value");
+            out.anomalies.push_back({RpcAnomaly::ReturnValuePadding, "non-zero NDR padding before the return value"});
             break;
         }
-    if (r.remaining()) out.anomalies.push_back(std::to_string(r.remaining()) + " bytes after the return value");
+    if (r.remaining())
+        out.anomalies.push_back(
+            {RpcAnomaly::TrailingBytes, std::to_string(r.remaining()) + " bytes after the return value"});
     return out;
 }
 

@@ -2,6 +2,8 @@
 // Wireshark dissector, and the conversation model applying them to a response whose header was edited.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "kmscope/conversation.hpp"
 #include "kmscope/rpc_checks.hpp"
 #include "sheet_vectors.hpp"
@@ -33,22 +35,40 @@ TEST(RpcChecks, AcceptsTheHeaderAClientExpects) {
     EXPECT_TRUE(rpc::response_header_anomalies(f).empty());
 }
 
-TEST(RpcChecks, EachRuleWithItsWording) {
+using Notes = std::vector<rpc::RpcAnomalyNote>;
+
+TEST(RpcChecks, EachRuleWithItsKindAndWording) {
     auto f = good_facts();
     f.context_id = 2;
     EXPECT_EQ(rpc::response_header_anomalies(f),
-              std::vector<std::string>{"response context id 2 differs from the request's 1"});
+              (Notes{{rpc::RpcAnomaly::ContextId, "response context id 2 differs from the request's 1"}}));
     f = good_facts();
     f.cancel_count = 1;
-    EXPECT_EQ(rpc::response_header_anomalies(f), std::vector<std::string>{"response cancel_count 1"});
+    EXPECT_EQ(rpc::response_header_anomalies(f), (Notes{{rpc::RpcAnomaly::CancelCount, "response cancel_count 1"}}));
     f = good_facts();
     f.flags = rpc::flag::kFirstLast | rpc::flag::kDidNotExecute;
-    EXPECT_EQ(rpc::response_header_anomalies(f), std::vector<std::string>{"unexpected response flags 0x00000023"});
+    EXPECT_EQ(rpc::response_header_anomalies(f),
+              (Notes{{rpc::RpcAnomaly::Flags, "unexpected response flags 0x00000023"}}));
     f = good_facts();
     f.alloc_hint = 4;
     EXPECT_EQ(rpc::response_header_anomalies(f),
-              std::vector<std::string>{"response alloc_hint 4 differs from the padded stub size " +
-                                       std::to_string(rpc::response_stub_size(260, rpc::Ndr::Ndr32))});
+              (Notes{{rpc::RpcAnomaly::AllocHint, "response alloc_hint 4 differs from the padded stub size " +
+                                                      std::to_string(rpc::response_stub_size(260, rpc::Ndr::Ndr32))}}));
+}
+
+// Every kind has its own stable name and summary (the plugin registers one expert info per kind from them).
+TEST(RpcChecks, EveryKindHasADistinctNameAndSummary) {
+    std::set<std::string> names, summaries;
+    for (auto kind : rpc::kRpcAnomalies) {
+        std::string name = rpc::rpc_anomaly_name(kind);
+        EXPECT_NE(name, "unknown");
+        EXPECT_EQ(name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_"), std::string::npos) << name;
+        names.insert(name);
+        summaries.insert(rpc::rpc_anomaly_summary(kind));
+    }
+    EXPECT_EQ(names.size(), rpc::kRpcAnomalyKinds);
+    EXPECT_EQ(summaries.size(), rpc::kRpcAnomalyKinds);
+    EXPECT_STREQ(rpc::rpc_anomaly_name(rpc::RpcAnomaly::TrailingBytes), "trailing_bytes");
 }
 
 TEST(RpcChecks, ConcurrentMultiplexIsNotAnAnomaly) {
@@ -65,10 +85,12 @@ TEST(RpcChecks, AllRulesInOrder) {
     f.alloc_hint = 0;
     auto a = rpc::response_header_anomalies(f);
     ASSERT_EQ(a.size(), 4u);
-    EXPECT_EQ(a[0].rfind("response context id", 0), 0u);
-    EXPECT_EQ(a[1].rfind("response cancel_count", 0), 0u);
-    EXPECT_EQ(a[2].rfind("unexpected response flags", 0), 0u);
-    EXPECT_EQ(a[3].rfind("response alloc_hint", 0), 0u);
+    EXPECT_EQ(a[0].kind, rpc::RpcAnomaly::ContextId);
+    EXPECT_EQ(a[1].kind, rpc::RpcAnomaly::CancelCount);
+    EXPECT_EQ(a[2].kind, rpc::RpcAnomaly::Flags);
+    EXPECT_EQ(a[3].kind, rpc::RpcAnomaly::AllocHint);
+    EXPECT_EQ(a[0].text.rfind("response context id", 0), 0u);
+    EXPECT_EQ(a[3].text.rfind("response alloc_hint", 0), 0u);
 }
 
 TEST(RpcChecks, NothingToCompareWithoutRequestOrMessage) {

@@ -34,6 +34,6 @@ struct ResponseHeaderFacts {
 
 /// The anomalies of a response header, in rule order (context id, cancel_count, flags, alloc_hint); empty
 /// when the header is what a client expects. Each one fails the exchange's `rpc` check.
-std::vector<std::string> response_header_anomalies(const ResponseHeaderFacts& facts);
+std::vector<RpcAnomalyNote> response_header_anomalies(const ResponseHeaderFacts& facts);
 
 }  // namespace kmscope::rpc
