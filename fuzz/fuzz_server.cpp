@@ -147,7 +147,7 @@ Run run_per_pdu(std::uint8_t bits, ByteView stream) {
         const auto* e = std::get_if<Exchange>(&ev);
         if (!e) continue;
         if (e->verdict.has(kms::Check::Rpc)) {
-            for (const auto& d : e->diagnostics) std::fprintf(stderr, "  %s\n", d.c_str());
+            for (const auto& d : e->diagnostics) std::fprintf(stderr, "  %s\n", d.text.c_str());
         }
         FUZZ_CHECK(!e->verdict.has(kms::Check::Rpc));
         if (e->outcome == Outcome::Hresult) FUZZ_CHECK(*e->hresult == kHrInvalidData || *e->hresult == kHrTimeSkew);

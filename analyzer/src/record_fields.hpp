@@ -198,7 +198,7 @@ void write_fields(W& w, const ExchangeRecord& r, const ProductTable& products) {
     for (const auto& d : r.stream_diagnostics) text(w, d);
     if (x.request_error) text(w, "request: " + *x.request_error);
     if (x.response_error) text(w, "response: " + *x.response_error);
-    for (const auto& d : x.diagnostics) text(w, d);
+    for (const auto& d : x.diagnostics) text(w, d.text);
     w.EndArray();
     w.EndObject();
 }

@@ -25,6 +25,44 @@ const char* outcome_name(Outcome o) {
     return "unknown";
 }
 
+const char* diagnosis_name(DiagnosisKind kind) {
+    switch (kind) {
+        case DiagnosisKind::NoBind:
+            return "no_bind";
+        case DiagnosisKind::UnboundContext:
+            return "unbound_context";
+        case DiagnosisKind::Opnum:
+            return "opnum";
+        case DiagnosisKind::RequestAllocHint:
+            return "request_alloc_hint";
+        case DiagnosisKind::UnsupportedVersion:
+            return "unsupported_version";
+        case DiagnosisKind::RequestUndecodable:
+            return "request_undecodable";
+        case DiagnosisKind::CallIdReused:
+            return "call_id_reused";
+        case DiagnosisKind::TooManyPending:
+            return "too_many_pending";
+        case DiagnosisKind::OrphanAnswer:
+            return "orphan_answer";
+        case DiagnosisKind::RpcAnomaly:
+            return "rpc_anomaly";
+        case DiagnosisKind::ResponseUndecodable:
+            return "response_undecodable";
+        case DiagnosisKind::NullPointerOk:
+            return "null_pointer_ok";
+        case DiagnosisKind::MessageWithError:
+            return "message_with_error";
+        case DiagnosisKind::FaultCallId:
+            return "fault_call_id";
+        case DiagnosisKind::Fault:
+            return "fault";
+        case DiagnosisKind::NoResponse:
+            return "no_response";
+    }
+    return "unknown";
+}
+
 std::optional<rpc::Ndr> BoundContext::ndr() const {
     switch (rpc::classify_transfer(transfer)) {
         case rpc::TransferKind::Ndr32:
@@ -236,12 +274,14 @@ void Conversation::on_request(FileTime t, std::uint64_t offset, const rpc::Pdu& 
     if (!e.ndr) {
         e.ndr = rpc::infer_request_ndr(body.stub);
         if (bound_.count(body.context_id) == 0)
-            e.diagnostics.push_back("request on context id " + std::to_string(body.context_id) +
-                                    (bound_.empty() ? " without a bind in the capture; NDR inferred from the stub"
-                                                    : " that was never bound"));
+            e.diagnostics.push_back({bound_.empty() ? DiagnosisKind::NoBind : DiagnosisKind::UnboundContext,
+                                     "request on context id " + std::to_string(body.context_id) +
+                                         (bound_.empty() ? " without a bind in the capture; NDR inferred from the stub"
+                                                         : " that was never bound")});
     }
     if (body.opnum != 0)
-        e.diagnostics.push_back("opnum " + std::to_string(body.opnum) + " is not RequestActivation (0)");
+        e.diagnostics.push_back(
+            {DiagnosisKind::Opnum, "opnum " + std::to_string(body.opnum) + " is not RequestActivation (0)"});
     if (!e.ndr) {
         e.request_error = "request stub framing is neither NDR32 nor NDR64";
     } else {
@@ -252,19 +292,21 @@ void Conversation::on_request(FileTime t, std::uint64_t offset, const rpc::Pdu& 
             e.request_message.assign(stub->message.begin(), stub->message.end());
             e.request_trailing = stub->trailing;
             if (body.alloc_hint != body.stub.size())
-                e.diagnostics.push_back("request alloc_hint " + std::to_string(body.alloc_hint) +
-                                        " differs from stub size " + std::to_string(body.stub.size()));
+                e.diagnostics.push_back({DiagnosisKind::RequestAllocHint,
+                                         "request alloc_hint " + std::to_string(body.alloc_hint) +
+                                             " differs from stub size " + std::to_string(body.stub.size())});
             auto decoded = kms::decode_request(e.request_message, offset + body.stub_offset + stub->message_offset);
             // The version a decoded request read; an undecodable one is peeked at, for the report.
             e.request_version = decoded ? std::optional(decoded->version) : kms::peek_version(e.request_message);
             if (decoded) {
                 if (!decoded->version.supported())
-                    e.diagnostics.push_back("unsupported KMS protocol version " + decoded->version.to_string() +
-                                            " (fields decoded with the v" +
-                                            std::to_string(decoded->version.major <= 4   ? 4
-                                                           : decoded->version.major >= 6 ? 6
-                                                                                         : 5) +
-                                            " envelope)");
+                    e.diagnostics.push_back({DiagnosisKind::UnsupportedVersion,
+                                             "unsupported KMS protocol version " + decoded->version.to_string() +
+                                                 " (fields decoded with the v" +
+                                                 std::to_string(decoded->version.major <= 4   ? 4
+                                                                : decoded->version.major >= 6 ? 6
+                                                                                              : 5) +
+                                                 " envelope)"});
                 e.request = std::move(*decoded);
                 is_kms_ = true;
             } else {
@@ -272,19 +314,20 @@ void Conversation::on_request(FileTime t, std::uint64_t offset, const rpc::Pdu& 
             }
         }
     }
-    if (e.request_error) e.diagnostics.push_back("request: " + *e.request_error);
+    if (e.request_error) e.diagnostics.push_back({DiagnosisKind::RequestUndecodable, "request: " + *e.request_error});
     auto old = pending_.find(e.call_id);
     if (old != pending_.end()) {
         Exchange prev = std::move(old->second);
         pending_.erase(old);
-        prev.diagnostics.push_back("call id " + std::to_string(prev.call_id) +
-                                   " reused before this request was answered");
+        prev.diagnostics.push_back({DiagnosisKind::CallIdReused, "call id " + std::to_string(prev.call_id) +
+                                                                     " reused before this request was answered"});
         complete(std::move(prev));
     }
     if (pending_.size() >= options_.max_pending_calls) {
         Exchange oldest = std::move(pending_.begin()->second);
         pending_.erase(pending_.begin());
-        oldest.diagnostics.push_back("too many unanswered requests on the connection; giving up on this one");
+        oldest.diagnostics.push_back(
+            {DiagnosisKind::TooManyPending, "too many unanswered requests on the connection; giving up on this one"});
         complete(std::move(oldest));
     }
     pending_[e.call_id] = std::move(e);
@@ -301,14 +344,15 @@ void Conversation::on_response(FileTime t, std::uint64_t offset, const rpc::Pdu&
         e.call_id = pdu.header.call_id;
         e.context_id = body.context_id;
         e.ndr = ndr_for(body.context_id);
-        e.diagnostics.push_back("response to call " + std::to_string(e.call_id) + " whose request was not seen");
+        e.diagnostics.push_back({DiagnosisKind::OrphanAnswer,
+                                 "response to call " + std::to_string(e.call_id) + " whose request was not seen"});
     }
     e.response_time = t;
     e.outcome = it != pending_.end() ? Outcome::Response : Outcome::Orphan;
     if (!e.ndr) e.ndr = rpc::infer_response_ndr(body.stub);
     auto rpc_anomaly = [&](std::string text) {
         e.verdict.fail(kms::Check::Rpc);
-        e.diagnostics.push_back(std::move(text));
+        e.diagnostics.push_back({DiagnosisKind::RpcAnomaly, std::move(text)});
     };
     // The stub is framed first: the header's alloc_hint is checked against the message it carries.
     std::optional<Result<rpc::ResponseStub>> framed;
@@ -326,14 +370,14 @@ void Conversation::on_response(FileTime t, std::uint64_t offset, const rpc::Pdu&
     for (auto& a : rpc::response_header_anomalies(facts)) rpc_anomaly(std::move(a.text));
     if (!e.ndr) {
         e.response_error = "response stub framing is neither NDR32 nor NDR64";
-        e.diagnostics.push_back("response: " + *e.response_error);
+        e.diagnostics.push_back({DiagnosisKind::ResponseUndecodable, "response: " + *e.response_error});
         complete(std::move(e));
         return;
     }
     auto& stub = *framed;
     if (!stub) {
         e.response_error = stub.error().to_string();
-        e.diagnostics.push_back("response: " + *e.response_error);
+        e.diagnostics.push_back({DiagnosisKind::ResponseUndecodable, "response: " + *e.response_error});
         complete(std::move(e));
         return;
     }
@@ -341,17 +385,19 @@ void Conversation::on_response(FileTime t, std::uint64_t offset, const rpc::Pdu&
     e.hresult = stub->return_value;
     if (!stub->message) {
         if (e.outcome == Outcome::Response) e.outcome = Outcome::Hresult;
-        if (stub->return_value == 0) e.diagnostics.push_back("NULL response pointer with return value 0");
+        if (stub->return_value == 0)
+            e.diagnostics.push_back({DiagnosisKind::NullPointerOk, "NULL response pointer with return value 0"});
         complete(std::move(e));
         return;
     }
     if (stub->return_value != 0)
-        e.diagnostics.push_back("response message with non-zero return value " + hex32(stub->return_value));
+        e.diagnostics.push_back({DiagnosisKind::MessageWithError,
+                                 "response message with non-zero return value " + hex32(stub->return_value)});
     e.response_message.assign(stub->message->begin(), stub->message->end());
     auto decoded = kms::decode_response(e.response_message, offset + body.stub_offset + stub->message_offset);
     if (!decoded) {
         e.response_error = decoded.error().to_string();
-        e.diagnostics.push_back("response: " + *e.response_error);
+        e.diagnostics.push_back({DiagnosisKind::ResponseUndecodable, "response: " + *e.response_error});
     } else {
         e.response = std::move(*decoded);
     }
@@ -363,6 +409,7 @@ void Conversation::on_fault(FileTime t, const rpc::Pdu& pdu) {
     Exchange e;
     auto it = pending_.find(pdu.header.call_id);
     std::string note;
+    DiagnosisKind note_kind = DiagnosisKind::FaultCallId;
     if (it == pending_.end() && pending_.size() == 1) {
         // vlmcsd answers faults with call_id 2 whatever the request's call_id was.
         it = pending_.begin();
@@ -377,13 +424,15 @@ void Conversation::on_fault(FileTime t, const rpc::Pdu& pdu) {
         e.call_id = pdu.header.call_id;
         e.context_id = body.context_id;
         e.outcome = Outcome::Orphan;
+        note_kind = DiagnosisKind::OrphanAnswer;
         note = "fault for call " + std::to_string(e.call_id) + " whose request was not seen";
     }
-    if (!note.empty()) e.diagnostics.push_back(note);
+    if (!note.empty()) e.diagnostics.push_back({note_kind, note});
     e.response_time = t;
     e.fault_status = body.status;
     auto name = nca_status_name(body.status);
-    e.diagnostics.push_back("fault " + hex32(body.status) + (name.empty() ? "" : " (" + std::string(name) + ")"));
+    e.diagnostics.push_back(
+        {DiagnosisKind::Fault, "fault " + hex32(body.status) + (name.empty() ? "" : " (" + std::string(name) + ")")});
     complete(std::move(e));
 }
 
@@ -400,8 +449,9 @@ void Conversation::finish(FileTime t, EndReason reason) {
                                            "the connection timed out", "the capture ended"};
     for (auto& [call_id, e] : pending_) {
         e.outcome = Outcome::NoResponse;
-        e.diagnostics.push_back(std::string("no response: ") + kWhy[static_cast<int>(reason)] +
-                                " before the request was answered");
+        e.diagnostics.push_back(
+            {DiagnosisKind::NoResponse,
+             std::string("no response: ") + kWhy[static_cast<int>(reason)] + " before the request was answered"});
         complete(std::move(e));
     }
     pending_.clear();

@@ -63,8 +63,9 @@ void ServerFingerprint::observe(const ContextNegotiation& n) {
 }
 
 void ServerFingerprint::observe(const Exchange& x) {
+    // vlmcsd answers with a fault on call id 2 whatever the request's call id (the id is in the text).
     for (const auto& d : x.diagnostics)
-        if (d.find("fault call id 2 does not match") != std::string::npos) {
+        if (d.kind == DiagnosisKind::FaultCallId && d.text.rfind("fault call id 2 ", 0) == 0) {
             ++vlmcsd_;
             tell("fault with call id 2 regardless of the request (vlmcsd bug)");
         }

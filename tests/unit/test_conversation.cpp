@@ -2,6 +2,8 @@
 // pairing by call id, verdicts, HRESULTs, faults and diagnostics.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "kmscope/conversation.hpp"
 #include "kmscope/status.hpp"
 #include "sheet_vectors.hpp"
@@ -200,7 +202,8 @@ TEST(Conversation, SessionF_HresultForUnsupportedVersion) {
     EXPECT_TRUE(x[0].request->padding_ok);
     EXPECT_TRUE(x[0].verdict.has(kms::Check::Version));
     ASSERT_FALSE(x[0].diagnostics.empty());
-    EXPECT_NE(x[0].diagnostics[0].find("unsupported KMS protocol version 7.0"), std::string::npos);
+    EXPECT_EQ(x[0].diagnostics[0].kind, DiagnosisKind::UnsupportedVersion);
+    EXPECT_NE(x[0].diagnostics[0].text.find("unsupported KMS protocol version 7.0"), std::string::npos);
     EXPECT_FALSE(x[0].ok());
 }
 
@@ -212,7 +215,12 @@ TEST(Conversation, SessionG_FaultPairedDespiteVlmcsdCallIdBug) {
     EXPECT_EQ(x[0].fault_status, kNcaUnknownInterface);
     EXPECT_EQ(x[0].context_id, 5);
     std::string all;
-    for (const auto& d : x[0].diagnostics) all += d + "\n";
+    std::set<std::string> kinds;
+    for (const auto& d : x[0].diagnostics) {
+        all += d.text + "\n";
+        kinds.insert(diagnosis_name(d.kind));
+    }
+    EXPECT_EQ(kinds, (std::set<std::string>{"unbound_context", "fault_call_id", "fault"})) << all;
     EXPECT_NE(all.find("context id 5 that was never bound"), std::string::npos) << all;
     EXPECT_NE(all.find("fault call id 2 does not match the request's call id 3"), std::string::npos) << all;
     EXPECT_NE(all.find("nca_s_unk_if"), std::string::npos) << all;
@@ -230,7 +238,8 @@ TEST(Conversation, UnansweredRequestBecomesNoResponse) {
     ASSERT_TRUE(x[0].request);
     EXPECT_FALSE(x[0].ok());
     ASSERT_FALSE(x[0].diagnostics.empty());
-    EXPECT_NE(x[0].diagnostics.back().find("the connection was closed before the request was answered"),
+    EXPECT_EQ(x[0].diagnostics.back().kind, DiagnosisKind::NoResponse);
+    EXPECT_NE(x[0].diagnostics.back().text.find("the connection was closed before the request was answered"),
               std::string::npos);
 }
 
@@ -242,7 +251,8 @@ TEST(Conversation, MidStreamCaptureWithoutBindStillDecodes) {
     EXPECT_EQ(x[1].ndr, rpc::Ndr::Ndr64);
     EXPECT_TRUE(x[0].verdict.ok());
     EXPECT_TRUE(x[1].verdict.ok());
-    EXPECT_NE(x[0].diagnostics.at(0).find("without a bind in the capture"), std::string::npos);
+    EXPECT_EQ(x[0].diagnostics.at(0).kind, DiagnosisKind::NoBind);
+    EXPECT_NE(x[0].diagnostics.at(0).text.find("without a bind in the capture"), std::string::npos);
 }
 
 TEST(Conversation, GapResynchronisesAtTheNextPdu) {

@@ -157,7 +157,7 @@ TEST_P(ManifestCapture, MatchesEveryLoggedValue) {
         EXPECT_EQ(x.ok(), p.at("verification") == "ok") << [&] {
             std::string s;
             for (auto c : x.verdict.failed) s += std::string(kms::check_name(c)) + " ";
-            for (const auto& d : x.diagnostics) s += "| " + d;
+            for (const auto& d : x.diagnostics) s += "| " + d.text;
             return s;
         }();
         if (p.contains("failed_checks_vlmcsd_code")) {
@@ -166,7 +166,7 @@ TEST_P(ManifestCapture, MatchesEveryLoggedValue) {
             EXPECT_EQ(x.verdict.failed, want);  // exactly the tampered check, nothing else
         } else {
             EXPECT_TRUE(x.verdict.failed.empty());
-            EXPECT_TRUE(x.diagnostics.empty()) << x.diagnostics.front();
+            EXPECT_TRUE(x.diagnostics.empty()) << x.diagnostics.front().text;
         }
     }
 
@@ -183,7 +183,8 @@ TEST_P(ManifestCapture, MatchesEveryLoggedValue) {
             EXPECT_EQ(x.outcome, Outcome::NoResponse);
             EXPECT_NE(d.at("kind").get<std::string>().find("no answer"), std::string::npos);
             ASSERT_FALSE(x.diagnostics.empty());
-            EXPECT_NE(x.diagnostics.back().find("no response"), std::string::npos);
+            EXPECT_EQ(x.diagnostics.back().kind, DiagnosisKind::NoResponse);
+            EXPECT_NE(x.diagnostics.back().text.find("no response"), std::string::npos);
         }
         answered.insert(ridx);
     }

@@ -77,7 +77,7 @@ TEST_P(ClientServerRoundTrip, ThreeRequestsOnOneConnectionVerify) {
     for (std::size_t i = 0; i < x.size(); ++i) {
         SCOPED_TRACE(i);
         EXPECT_TRUE(x[i].ok());
-        EXPECT_TRUE(x[i].diagnostics.empty()) << x[i].diagnostics.front();
+        EXPECT_TRUE(x[i].diagnostics.empty()) << x[i].diagnostics.front().text;
         EXPECT_EQ(x[i].call_id, 2u + i);
         // Windows' pattern: the first request NDR32, later ones NDR64 when bound.
         rpc::Ndr want = expect_alter && i > 0 ? rpc::Ndr::Ndr64 : rpc::Ndr::Ndr32;

@@ -121,9 +121,10 @@ Exchange first_exchange_with_response_edit(std::vector<std::pair<std::size_t, st
     return out.empty() ? Exchange{} : out.front();
 }
 
+// The RPC anomaly `text` among the exchange's diagnoses, of the kind rpc_anomaly.
 bool has_diagnostic(const Exchange& x, const std::string& text) {
     for (const auto& d : x.diagnostics)
-        if (d == text) return true;
+        if (d.text == text) return d.kind == DiagnosisKind::RpcAnomaly;
     return false;
 }
 
@@ -136,7 +137,7 @@ TEST(RpcChecks, ConversationFailsRpcOnHeaderAnomalies) {
     Exchange hint = first_exchange_with_response_edit({{16, 1}, {17, 0}, {18, 0}, {19, 0}});  // alloc_hint 1
     EXPECT_TRUE(hint.verdict.has(kms::Check::Rpc));
     bool found = false;
-    for (const auto& d : hint.diagnostics) found = found || d.rfind("response alloc_hint 1 differs", 0) == 0;
+    for (const auto& d : hint.diagnostics) found = found || d.text.rfind("response alloc_hint 1 differs", 0) == 0;
     EXPECT_TRUE(found);
 }
 

@@ -59,6 +59,36 @@ struct PduEvent {
     rpc::Header header;
 };
 
+/// What one diagnosis of an exchange is about. Each kind has a stable name (diagnosis_name) so that front
+/// ends count, filter and raise each kind on its own; the text carries this exchange's values.
+enum class DiagnosisKind : std::uint8_t {
+    NoBind,               // a request on a context id with no bind in the capture (NDR inferred from the stub)
+    UnboundContext,       // a request on a context id that was never bound
+    Opnum,                // an opnum other than RequestActivation (0)
+    RequestAllocHint,     // the request's alloc_hint differs from its stub size
+    UnsupportedVersion,   // a KMS protocol version other than 4, 5 and 6
+    RequestUndecodable,   // the request stub or message could not be decoded
+    CallIdReused,         // a call id reused before its request was answered
+    TooManyPending,       // too many unanswered requests on the connection; the oldest given up
+    OrphanAnswer,         // a response or fault whose request was not seen
+    RpcAnomaly,           // RPC framing of the response a Windows client rejects (rpc::RpcAnomaly)
+    ResponseUndecodable,  // the response stub or message could not be decoded
+    NullPointerOk,        // a NULL response pointer with return value 0
+    MessageWithError,     // a response message with a non-zero return value
+    FaultCallId,          // a fault whose call id differs from the one pending request's
+    Fault,                // a fault PDU answered the request
+    NoResponse,           // the connection ended before the request was answered
+};
+
+/// The stable snake_case name of a kind ("no_bind", "rpc_anomaly", ...): a string literal.
+const char* diagnosis_name(DiagnosisKind kind);
+
+/// One diagnosis of an exchange: its kind and the sentence with this exchange's values.
+struct Diagnosis {
+    DiagnosisKind kind{};
+    std::string text;
+};
+
 /// How an exchange ended.
 enum class Outcome : std::uint8_t {
     Response,    // a KMS response message came back
@@ -93,8 +123,8 @@ struct Exchange {
     std::optional<std::uint32_t> hresult;       // return value of the stub (0 with a message)
     std::optional<std::uint32_t> fault_status;  // fault PDU status
 
-    kms::Verdict verdict;                  // checks that failed
-    std::vector<std::string> diagnostics;  // anomalies and decoding errors, one sentence each
+    kms::Verdict verdict;                // checks that failed
+    std::vector<Diagnosis> diagnostics;  // anomalies and decoding errors, one sentence each
 
     /// True when a KMS response came back and every check passed.
     bool ok() const { return outcome == Outcome::Response && response && request && verdict.ok(); }
