@@ -32,6 +32,24 @@ void text(W& w, std::string_view s) {
     }
 }
 
+// The tool's own text: printable ASCII without quote or backslash (GUIDs, times, HRESULTs, addresses,
+// names from the core's tables). A writer that can copy it without the escape scan does so.
+template <class W>
+void plain(W& w, std::string_view s) {
+    if constexpr (requires { w.PlainString(s.data(), 0u); })
+        w.PlainString(s.data(), static_cast<unsigned>(s.size()));
+    else
+        w.String(s.data(), static_cast<unsigned>(s.size()), true);
+}
+
+template <class W>
+void plain_or_null(W& w, std::string_view s) {
+    if (s.empty())
+        w.Null();
+    else
+        plain(w, s);
+}
+
 template <class W>
 void text_or_null(W& w, std::string_view s) {
     if (s.empty())
@@ -44,13 +62,13 @@ template <class W>
 void guid(W& w, const Guid& g) {
     char buf[Guid::kTextSize];
     g.format(buf);
-    w.String(buf, static_cast<unsigned>(sizeof buf), true);
+    plain(w, std::string_view(buf, sizeof buf));
 }
 
 template <class W>
 void time(W& w, FileTime t) {
     char buf[FileTime::kIso8601MaxSize];
-    w.String(buf, static_cast<unsigned>(t.format_iso8601(buf)), true);
+    plain(w, std::string_view(buf, t.format_iso8601(buf)));
 }
 
 // A product GUID's name from the table, or the GUID itself when unknown.
@@ -81,7 +99,7 @@ void request(W& w, const ProductTable& products, const kms::BaseRequest& b) {
     key(w, "kms_id"), guid(w, b.kms_id);
     key(w, "kms_product"), product(w, products, b.kms_id);
     key(w, "license_status"), w.Uint64(b.license_status);
-    key(w, "license_status_name"), text(w, license_status_name(b.license_status));
+    key(w, "license_status_name"), plain(w, license_status_name(b.license_status));
     key(w, "n_policy"), w.Uint64(b.n_policy);
     key(w, "client_time"), time(w, b.client_time);
     key(w, "vm_info"), w.Uint64(b.vm_info);
@@ -90,13 +108,15 @@ void request(W& w, const ProductTable& products, const kms::BaseRequest& b) {
     w.EndObject();
 }
 
+// The ePID's parts as the decoder parsed them (BaseResponse::epid_parts), or null when it has not the
+// strict structure.
 template <class W>
-void epid_parts(W& w, std::string_view epid) {
-    auto p = parse_epid(epid);
+void epid_parts(W& w, const kms::BaseResponse& b) {
+    const auto& p = b.epid_parts;
     if (!p) return w.Null(), void();
-    char date[16];
-    const int n = std::snprintf(date, sizeof date, "%03u%04u", static_cast<unsigned>(p->day_of_year),
-                                static_cast<unsigned>(p->year));
+    // The raw DDDYYYY digits: the ePID's last dash-separated part, which parse_epid accepted.
+    const std::string_view epid = b.epid;
+    const std::string_view date = epid.substr(epid.rfind('-') + 1);
     w.StartObject();
     key(w, "platform"), w.Uint64(p->platform);
     key(w, "group"), w.Uint64(p->group);
@@ -104,7 +124,7 @@ void epid_parts(W& w, std::string_view epid) {
     key(w, "channel"), w.Uint64(p->channel);
     key(w, "lcid"), w.Uint64(p->lcid);
     key(w, "build"), w.Uint64(p->build);
-    key(w, "date"), w.String(date, static_cast<unsigned>(n), true);
+    key(w, "date"), plain(w, date);
     w.EndObject();
 }
 
@@ -115,10 +135,10 @@ void response(W& w, const Exchange& x) {
     if (x.response) {
         const auto& b = x.response->base;
         key(w, "epid"), text(w, b.epid);
-        key(w, "epid_parts"), epid_parts(w, b.epid);
+        key(w, "epid_parts"), epid_parts(w, b);
         key(w, "hwid");
         if (x.response->hwid)
-            text(w, x.response->hwid->to_string());
+            plain(w, x.response->hwid->to_string());
         else
             w.Null();
         key(w, "count"), w.Uint64(b.count);
@@ -129,12 +149,12 @@ void response(W& w, const Exchange& x) {
             key(w, k), w.Null();
     }
     const std::uint32_t hr = x.hresult.value_or(0);
-    key(w, "hresult"), text(w, kmscope::hex32(hr));
+    key(w, "hresult"), plain(w, kmscope::hex32(hr));
     key(w, "hresult_name");
     if (hr == 0)
-        text(w, "S_OK");
+        plain(w, "S_OK");
     else
-        text_or_null(w, hresult_name(hr));
+        plain_or_null(w, hresult_name(hr));
     w.EndObject();
 }
 
@@ -142,21 +162,21 @@ template <class W>
 void write_fields(W& w, const ExchangeRecord& r, const ProductTable& products) {
     const Exchange& x = r.x;
     w.StartObject();
-    key(w, "kind"), text(w, "exchange");
+    key(w, "kind"), plain(w, "exchange");
     key(w, "ts"), time(w, r.time());
     key(w, "file"), text(w, *r.file);
     key(w, "stream"), w.Uint64(r.stream);
-    key(w, "client"), text(w, r.client);
-    key(w, "server"), text(w, r.server);
+    key(w, "client"), plain(w, r.client);
+    key(w, "server"), plain(w, r.server);
     key(w, "call_id"), w.Uint64(x.call_id);
     key(w, "ndr");
     if (x.ndr)
-        text(w, *x.ndr == rpc::Ndr::Ndr64 ? "64" : "32");
+        plain(w, *x.ndr == rpc::Ndr::Ndr64 ? "64" : "32");
     else
         w.Null();
     key(w, "version");
     if (auto v = r.version())
-        text(w, v->to_string());
+        plain(w, v->to_string());
     else
         w.Null();
     key(w, "request");
@@ -172,8 +192,8 @@ void write_fields(W& w, const ExchangeRecord& r, const ProductTable& products) {
     key(w, "fault");
     if (x.fault_status) {
         w.StartObject();
-        key(w, "status"), text(w, kmscope::hex32(*x.fault_status));
-        key(w, "name"), text_or_null(w, nca_status_name(*x.fault_status));
+        key(w, "status"), plain(w, kmscope::hex32(*x.fault_status));
+        key(w, "name"), plain_or_null(w, nca_status_name(*x.fault_status));
         w.EndObject();
     } else {
         w.Null();
@@ -181,13 +201,13 @@ void write_fields(W& w, const ExchangeRecord& r, const ProductTable& products) {
     key(w, "verdict");
     w.StartObject();
     key(w, "ok"), w.Bool(x.ok());
-    key(w, "outcome"), text(w, outcome_name(x.outcome));
+    key(w, "outcome"), plain(w, outcome_name(x.outcome));
     key(w, "failed_checks");
     w.StartArray();
-    for (auto chk : x.verdict.failed) text(w, kms::check_name(chk));
+    for (auto chk : x.verdict.failed) plain(w, kms::check_name(chk));
     w.EndArray();
     w.EndObject();
-    key(w, "server_impl"), text(w, server_impl_name(r.impl));
+    key(w, "server_impl"), plain(w, server_impl_name(r.impl));
     key(w, "latency_ms");
     if (auto ms = x.latency_ms())
         w.Double(std::round(*ms * 1000.0) / 1000.0);  // to the microsecond

@@ -92,7 +92,7 @@ void ServerFingerprint::observe(const Exchange& x) {
         tell("different ePIDs from the same server (per-request random ePIDs: py-kms default, vlmcsd -r2)");
     }
     last_epid_ = r.base.epid;
-    if (auto parts = parse_epid(r.base.epid)) epid_build_ = parts->build;
+    if (r.base.epid_parts) epid_build_ = r.base.epid_parts->build;
     check_consistency();
 }
 

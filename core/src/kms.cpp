@@ -151,6 +151,7 @@ Result<BaseResponse> parse_base_response(ByteView bytes, std::size_t base_offset
     if (!r.ok()) return *r.error();
     p.epid = utf16le_to_utf8(pid, true);
     p.pid_well_formed = pid_well_formed(pid);
+    if (auto parts = parse_epid(p.epid)) p.epid_parts = *parts;
     return p;
 }
 

@@ -70,9 +70,11 @@ std::string_view nca_status_name(std::uint32_t status) {
 }
 
 std::string hex32(std::uint32_t v) {
-    char buf[11];
-    std::snprintf(buf, sizeof buf, "0x%08X", v);
-    return buf;
+    // By hand rather than snprintf: kms-analyze prints one per exchange.
+    static constexpr char kDigits[] = "0123456789ABCDEF";
+    std::string out = "0x00000000";
+    for (int i = 9; i >= 2; --i, v >>= 4) out[static_cast<std::size_t>(i)] = kDigits[v & 0xF];
+    return out;
 }
 
 }  // namespace kmscope

@@ -129,7 +129,13 @@ public:
     ByteView rest() const { return data_.subspan(pos_); }
 
 private:
-    bool need(std::size_t n, std::string_view field);
+    // The check runs for every field of every PDU, so its common case is inline; the error path is not.
+    bool need(std::size_t n, std::string_view field) {
+        if (!error_ && n <= data_.size() - pos_) [[likely]]
+            return true;
+        return fail_need(n, field);
+    }
+    bool fail_need(std::size_t n, std::string_view field);
     ByteView data_;
     std::size_t base_ = 0;
     std::size_t pos_ = 0;

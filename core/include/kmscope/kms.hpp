@@ -87,6 +87,9 @@ struct BaseResponse {
     std::uint32_t pid_size = 0;
     std::string epid;              // up to the first NUL WCHAR
     bool pid_well_formed = false;  // even, <= 128 bytes, last WCHAR NUL and no earlier NUL
+    /// parse_epid(epid) when it has the strict structure, parsed once here so that no front end
+    /// re-parses it per exchange; not written by write_base_response (epid is the wire text).
+    std::optional<EpidParts> epid_parts;
     Guid cmid;
     FileTime client_time;
     std::uint32_t count = 0;
