@@ -31,8 +31,9 @@ int main(int argc, char** argv) {
         ->default_str("table");
     app.add_flag("--summary,-s", summary, "add a report per KMS ID, client, server and product");
     app.add_option("--filter", filters,
-                   "only exchanges with KEY=VALUE[,VALUE...]; KEY is client, server, product, version or verdict "
-                   "(ok, fail, hresult, fault, no_response, orphan); repeat to require several")
+                   "only records with KEY=VALUE[,VALUE...]; KEY is client or server (address, address:port, "
+                   "address/prefix), product or workstation (substring), version (6, 6.0, v6), verdict (ok, fail, "
+                   "response, hresult, fault, no_response, orphan), cmid or kms_id (GUID); repeat to require several")
         ->allow_extra_args(false);
     app.add_flag("--strict", strict, "exit 1 when any reported exchange failed verification");
     app.add_option("--products", products_file, "extra product CSV (same columns as data/products.csv)");

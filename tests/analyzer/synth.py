@@ -297,6 +297,36 @@ def case_options():
     check(len(ip6) == 1 and ip6[0]['client'].startswith('[::1]'), 'client=::1')
     sp = exchanges('--filter', 'server=127.0.0.1:31689,127.0.0.1:31690', *caps)
     check(len(sp) > 0 and all(r['server'].endswith((':31689', ':31690')) for r in sp), 'server=a,b')
+    # The table's own forms and the new keys (issue 13): what the table prints can be filtered on.
+    check(exchanges('--filter', 'version=v6', *caps) == exchanges('--filter', 'version=6', *caps)
+          and len(exchanges('--filter', 'version=V6.0', *caps)) > 0, 'version=v6 and V6.0 as the table prints it')
+    v4_clients = [r for r in allx if not r['client'].startswith('[')]
+    cidr = exchanges('--filter', 'client=127.0.0.0/8', *caps)
+    check(len(v4_clients) > 0 and cidr == v4_clients, 'client=127.0.0.0/8: every IPv4 client (%d of %d)' % (len(cidr), len(v4_clients)))
+    check(exchanges('--filter', 'client=127.0.0.1/32', *caps) == v4_clients, 'client=127.0.0.1/32')
+    check(exchanges('--filter', 'client=128.0.0.0/1,10.0.0.0/8', *caps) == [], 'client=128.0.0.0/1,10.0.0.0/8 matches none, exit 0')
+    check(exchanges('--filter', 'client=127.0.0.0/1', *caps) == v4_clients, 'client=127.0.0.0/1 (a partial byte)')
+    lo = exchanges('--filter', 'server=127.0.0.0/8', *caps)
+    check(len(lo) > 0 and all(r['server'].startswith('127.') for r in lo), 'server=127.0.0.0/8')
+    check(exchanges('--filter', 'client=::/0', *caps) == ip6, 'client=::/0 is every IPv6 client')
+    check(exchanges('--filter', 'client=[::1]:' + ip6[0]['client'].rsplit(':', 1)[1], *caps) == ip6, 'client=[::1]:port')
+    named = [r for r in allx if r['request'] and r['request']['workstation']]
+    ws = named[0]['request']['workstation']
+    by_ws = exchanges('--filter', 'workstation=' + ws.upper(), *caps)
+    check(len(by_ws) > 0 and all(ws.lower() in r['request']['workstation'].lower() for r in by_ws)
+          and len(by_ws) == sum(ws.lower() in r['request']['workstation'].lower() for r in named), 'workstation= (any case)')
+    cmid = named[0]['request']['cmid']
+    by_cmid = exchanges('--filter', 'cmid={' + cmid.upper() + '}', *caps)
+    check(len(by_cmid) > 0 and all(r['request']['cmid'] == cmid or (r['response'] or {}).get('cmid') == cmid for r in by_cmid), 'cmid= (braces, any case)')
+    kms_id = named[0]['request']['kms_id']
+    by_kms = exchanges('--filter', 'kms_id=' + kms_id, *caps)
+    check(len(by_kms) == sum(1 for r in named if r['request']['kms_id'] == kms_id), 'kms_id=')
+    # A value that can never match is an error, not an empty output.
+    for bad in ('client=10.0.0.0/33', 'client=10.0.0.300', 'server=example.com', 'client=::1:1688x',
+                'version=six', 'version=v', 'cmid=not-a-guid', 'kms_id=8449b1fb-f0ea-497a-99ab-66ca96e9a0f',
+                'verdict=good', 'workstation='):
+        p = analyze('--filter', bad, caps[0], expect_rc=2)
+        check(b'kms-analyze:' in p.stderr, 'rejected with a message: ' + bad)
     check(analyze('--strict', *caps, expect_rc=None).returncode == 1, '--strict exits 1 when a verdict failed')
     check(analyze('--strict', '--filter', 'verdict=ok', *caps, expect_rc=None).returncode == 0, '--strict exits 0 when all shown are ok')
     csv = analyze('--format', 'csv', *caps).stdout.decode().splitlines()
