@@ -62,7 +62,7 @@ struct Analyzer::ConnState {
         diagnostics_left_out = 0;
         return std::exchange(diagnostics, {});
     }
-    std::string client, server, client_address;
+    std::string client, server, client_ip, server_ip;
     ServerFingerprint* fp = nullptr;  // of this connection's server
     std::uint64_t exchanges = 0;
     bool answered = false;  // a KMS response, HRESULT or fault came back
@@ -99,7 +99,8 @@ void Analyzer::on_events(const std::string& file, const capture::TcpConnection& 
     if (!st.fp) {
         st.client = c.client.to_string();
         st.server = c.server.to_string();
-        st.client_address = c.client.address_string();
+        st.client_ip = c.client.address_string();
+        st.server_ip = c.server.address_string();
         st.fp = &fingerprints_[st.server];
         seen_kms_ports_.insert(c.server.port);
     }
@@ -123,13 +124,16 @@ void Analyzer::on_events(const std::string& file, const capture::TcpConnection& 
         r.stream = c.index - 1;
         r.client = st.client;
         r.server = st.server;
-        r.client_address = st.client_address;
+        r.client_ip = st.client_ip;
+        r.server_ip = st.server_ip;
+        r.client_port = c.client.port;
+        r.server_port = c.server.port;
         r.first_seen = c.first_seen;
         r.last_seen = c.last_seen;
         r.x = std::move(*x);
         r.stream_diagnostics = st.take_diagnostics();
         r.impl = st.fp->verdict();
-        pipe_.push(std::move(r));
+        pipe_.emplace(std::in_place_type<ExchangeRecord>, std::move(r));
     }
 }
 
@@ -151,6 +155,10 @@ void Analyzer::on_end(const std::string& file, const capture::TcpConnection& c) 
     r.first_seen = c.first_seen;
     r.client = c.client.to_string();
     r.server = c.server.to_string();
+    r.client_ip = c.client.address_string();
+    r.server_ip = c.server.address_string();
+    r.client_port = c.client.port;
+    r.server_port = c.server.port;
     r.state = connection_state(c);
     r.kms = kms;
     r.client_bytes = c.to_server.bytes;
@@ -160,13 +168,13 @@ void Analyzer::on_end(const std::string& file, const capture::TcpConnection& c) 
             r.diagnostics.push_back("no KMS request was answered: " + state_sentence(r.state));
         for (auto& d : st.take_diagnostics()) r.diagnostics.push_back(std::move(d));
         r.unanswered = !st.answered;
-        pipe_.push(std::move(r));
+        pipe_.emplace(std::in_place_type<ConnectionRecord>, std::move(r));
         return;
     }
     r.diagnostics.push_back(state_sentence(r.state));
     r.unanswered = true;
     if (opt_.kms_ports.count(c.server.port) || seen_kms_ports_.count(c.server.port)) {
-        pipe_.push(std::move(r));
+        pipe_.emplace(std::in_place_type<ConnectionRecord>, std::move(r));
     } else if (candidates_.size() < 4096) {
         candidates_.emplace_back(c.server.port, std::move(r));  // decided at the end of the file
     }
@@ -178,10 +186,16 @@ void Analyzer::on_udp(const std::string& file, const capture::UdpDatagram& d) {
     DnsRecord r;
     r.file = &file;
     r.time = d.time;
-    r.client = (m->response ? d.dst : d.src).to_string();
-    r.server = (m->response ? d.src : d.dst).to_string();
+    const capture::Endpoint& client = m->response ? d.dst : d.src;
+    const capture::Endpoint& server = m->response ? d.src : d.dst;
+    r.client = client.to_string();
+    r.server = server.to_string();
+    r.client_ip = client.address_string();
+    r.server_ip = server.address_string();
+    r.client_port = client.port;
+    r.server_port = server.port;
     r.message = std::move(*m);
-    pipe_.push(std::move(r));
+    pipe_.emplace(std::in_place_type<DnsRecord>, std::move(r));
 }
 
 bool Analyzer::run(const std::string& path) {
@@ -246,7 +260,7 @@ bool Analyzer::run(const std::string& path) {
         if (!reassembly_error.empty()) throw std::runtime_error(reassembly_error);
         split.finish();
         for (auto& [port, r] : candidates_)
-            if (seen_kms_ports_.count(port)) pipe_.push(std::move(r));
+            if (seen_kms_ports_.count(port)) pipe_.emplace(std::in_place_type<ConnectionRecord>, std::move(r));
         candidates_.clear();
         conns_.clear();
     } catch (const std::exception& e) {

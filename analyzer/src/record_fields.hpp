@@ -158,6 +158,17 @@ void response(W& w, const Exchange& x) {
     w.EndObject();
 }
 
+// The two ends, each as "ip:port" and as separate address and port (the EVE/SIEM form).
+template <class W, class R>
+void endpoints(W& w, const R& r) {
+    key(w, "client"), plain(w, r.client);
+    key(w, "client_ip"), plain(w, r.client_ip);
+    key(w, "client_port"), w.Uint64(r.client_port);
+    key(w, "server"), plain(w, r.server);
+    key(w, "server_ip"), plain(w, r.server_ip);
+    key(w, "server_port"), w.Uint64(r.server_port);
+}
+
 template <class W>
 void write_fields(W& w, const ExchangeRecord& r, const ProductTable& products) {
     const Exchange& x = r.x;
@@ -166,8 +177,7 @@ void write_fields(W& w, const ExchangeRecord& r, const ProductTable& products) {
     key(w, "ts"), time(w, r.time());
     key(w, "file"), text(w, *r.file);
     key(w, "stream"), w.Uint64(r.stream);
-    key(w, "client"), plain(w, r.client);
-    key(w, "server"), plain(w, r.server);
+    endpoints(w, r);
     key(w, "call_id"), w.Uint64(x.call_id);
     key(w, "ndr");
     if (x.ndr)
@@ -230,8 +240,7 @@ void write_fields(W& w, const ConnectionRecord& r, const ProductTable&) {
     key(w, "ts"), time(w, r.first_seen);
     key(w, "file"), text(w, *r.file);
     key(w, "stream"), w.Uint64(r.stream);
-    key(w, "client"), text(w, r.client);
-    key(w, "server"), text(w, r.server);
+    endpoints(w, r);
     key(w, "state"), text(w, r.state);
     key(w, "kms"), w.Bool(r.kms);
     key(w, "client_bytes"), w.Uint64(r.client_bytes);
@@ -247,8 +256,7 @@ void write_fields(W& w, const DnsRecord& r, const ProductTable&) {
     key(w, "kind"), text(w, "dns");
     key(w, "ts"), time(w, r.time);
     key(w, "file"), text(w, *r.file);
-    key(w, "client"), text(w, r.client);
-    key(w, "server"), text(w, r.server);
+    endpoints(w, r);
     key(w, "id"), w.Uint64(m.id);
     key(w, "response"), w.Bool(m.response);
     key(w, "name"), text(w, m.name);

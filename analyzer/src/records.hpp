@@ -20,7 +20,8 @@ struct ExchangeRecord {
     const std::string* file = nullptr;  // the input file's name, valid while the file is analysed
     std::uint64_t stream = 0;           // 0-based index of the TCP connection in the file
     std::string client, server;         // "ip:port", IPv6 in brackets
-    std::string client_address;         // the client's address alone
+    std::string client_ip, server_ip;   // the addresses alone ("::1" without brackets)
+    std::uint16_t client_port = 0, server_port = 0;
     FileTime first_seen, last_seen;     // of the connection, when the exchange was complete
     Exchange x;
     std::vector<std::string> stream_diagnostics;  // about the byte stream before this exchange
@@ -39,6 +40,8 @@ struct ConnectionRecord {
     std::uint64_t stream = 0;
     FileTime first_seen;
     std::string client, server;
+    std::string client_ip, server_ip;
+    std::uint16_t client_port = 0, server_port = 0;
     const char* state = "open";  // refused, no_answer, reset, closed, idle, open
     bool kms = false;            // DCE/RPC KMS was seen on it
     std::uint64_t client_bytes = 0, server_bytes = 0;
@@ -51,6 +54,8 @@ struct DnsRecord {
     const std::string* file = nullptr;
     FileTime time;
     std::string client, server;  // the resolver's client, the DNS server
+    std::string client_ip, server_ip;
+    std::uint16_t client_port = 0, server_port = 0;
     KmsDiscovery message;
 };
 

@@ -75,7 +75,7 @@ void Summary::add(const ExchangeRecord& r) {
     };
     const FileTime t = x.request_time.value_or(x.response_time.value_or(r.last_seen));
     latest_ = std::max(latest_, t);
-    auto& cl = clients_[r.client_address];
+    auto& cl = clients_[r.client_ip];
     count(cl.c);
     cl.servers.insert(r.server);
     auto& sv = servers_[r.server];
