@@ -275,6 +275,7 @@ bool Analyzer::run(const std::string& path) {
 
 void Analyzer::finish() {
     pipe_.drain();
+    printer_->finish();
     if (opt_.format == Format::Table)
         std::fprintf(out_, "%llu exchanges, %llu ok, %llu not ok\n", static_cast<unsigned long long>(totals_.exchanges),
                      static_cast<unsigned long long>(totals_.ok), static_cast<unsigned long long>(totals_.not_ok));

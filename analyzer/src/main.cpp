@@ -26,8 +26,9 @@ int main(int argc, char** argv) {
     double idle_seconds = static_cast<double>(opt.limits.idle_ticks) / 1e7;
     app.add_option("files", files, "pcap or pcapng files (gzip is read transparently; - for standard input)")
         ->required();
-    app.add_option("--format,-f", format, "output format")
-        ->check(CLI::IsMember({"table", "json", "csv"}))
+    app.add_option("--format,-f", format,
+                   "output format: table, json (JSON lines), csv, or eve (Suricata EVE JSON lines with alerts)")
+        ->check(CLI::IsMember({"table", "json", "csv", "eve"}))
         ->default_str("table");
     app.add_flag("--summary,-s", summary, "add a report per KMS ID, client, server and product");
     app.add_option("--filter", filters,
@@ -49,7 +50,15 @@ int main(int argc, char** argv) {
         int rc = app.exit(e);
         return rc == 0 ? 0 : 2;
     }
-    opt.format = format == "json" ? Format::Json : format == "csv" ? Format::Csv : Format::Table;
+    opt.format = format == "json"  ? Format::Json
+                 : format == "csv" ? Format::Csv
+                 : format == "eve" ? Format::Eve
+                                   : Format::Table;
+    if (summary && opt.format == Format::Eve) {
+        std::cerr << "kms-analyze: --summary is not an EVE event; --format eve ends with a stats event, and "
+                     "--format json --summary writes the summary\n";
+        return 2;
+    }
     opt.summary = summary;
     opt.progress = !no_progress && isatty(STDERR_FILENO);
     opt.limits.max_connections = max_conns;

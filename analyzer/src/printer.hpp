@@ -1,4 +1,4 @@
-// The three ways kms-analyze prints records: JSON lines, CSV and an aligned table.
+// The ways kms-analyze prints records: JSON lines, EVE JSON lines, CSV and an aligned table.
 #pragma once
 
 #include <cstdio>
@@ -9,16 +9,19 @@
 
 namespace kmscope::analyzer {
 
-enum class Format { Table, Json, Csv };
+enum class Format { Table, Json, Csv, Eve };
 
 /// Prints records, one line each (the table and CSV print their header before the first one).
 class Printer {
 public:
     virtual ~Printer() = default;
     virtual void print(const Record& record) = 0;
+    /// After the last record of the last file (EVE's closing stats event).
+    virtual void finish() {}
 };
 
 std::unique_ptr<Printer> make_json_printer(const ProductTable& products, std::FILE* out);
+std::unique_ptr<Printer> make_eve_printer(const ProductTable& products, std::FILE* out);
 std::unique_ptr<Printer> make_csv_printer(const ProductTable& products, std::FILE* out);
 std::unique_ptr<Printer> make_table_printer(const ProductTable& products, std::FILE* out);
 
@@ -28,6 +31,8 @@ inline std::unique_ptr<Printer> make_printer(Format format, const ProductTable& 
             return make_json_printer(products, out);
         case Format::Csv:
             return make_csv_printer(products, out);
+        case Format::Eve:
+            return make_eve_printer(products, out);
         case Format::Table:
             break;
     }

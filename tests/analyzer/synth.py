@@ -15,8 +15,8 @@ through a named pipe; a pcapng merged from SLL2 and Ethernet captures (a link ty
 """
 import gzip, io, itertools, json, os, re, shutil, struct, subprocess, sys, tempfile, threading, zlib
 
-from synthcap import (ACK, FIN, PSH, RST, SYN, Pkt, chop, conflicting, duplicated, frame, lose_last_request,
-                      lose_response_head, one_byte, overlapping, server_of, split_phases, write_pcap)
+from synthcap import (ACK, FIN, PSH, RST, SYN, Pkt, chop, conflicting, dns_name, duplicated, frame, lose_last_request,
+                      lose_response_head, one_byte, overlapping, raw_udp, server_of, split_phases, write_pcap)
 import synthcap
 
 ANALYZER, CAPTURES = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
@@ -183,14 +183,6 @@ def case_port():
     ex = exchanges(f)
     same(f, ref, 'non-standard ports without handshake')
     check(all(r['server'].endswith(':50000') and r['client'].endswith(':80') for r in ex), 'non-standard port: roles from the bind')
-
-def raw_udp(ts, src, dst, sport, dport, payload):
-    udp = struct.pack('>HHHH', sport, dport, 8 + len(payload), 0) + payload
-    ip = struct.pack('>BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src, dst) + udp
-    return ts, b'\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00' + ip
-
-def dns_name(n):
-    return b''.join(bytes([len(x)]) + x.encode() for x in n.split('.')) + b'\0'
 
 def case_discovery():
     name = 'vlmcs-vlmcsd-v4-win7pro-fixedid-1req.pcapng'

@@ -180,3 +180,11 @@ def lose_last_request(pkts):
     server = server_of(pkts)
     req = [p for p in pkts if p.payload and (p.src, p.sport) != server][-1]
     return [p for p in pkts if p is not req]
+
+def raw_udp(ts, src, dst, sport, dport, payload):
+    udp = struct.pack('>HHHH', sport, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack('>BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src, dst) + udp
+    return ts, b'\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00' + ip
+
+def dns_name(n):
+    return b''.join(bytes([len(x)]) + x.encode() for x in n.split('.')) + b'\0'
