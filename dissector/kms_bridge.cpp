@@ -4,15 +4,12 @@
 
 #include <chrono>
 #include <cstring>
-#include <map>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
+#include "kms_capture_state.hpp"
 #include "kmscope/conversation.hpp"
 #include "kmscope/epid.hpp"
-#include "kmscope/fingerprint.hpp"
 #include "kmscope/kms_expected.hpp"
 #include "kmscope/ndr.hpp"
 #include "kmscope/outcome.hpp"
@@ -91,47 +88,13 @@ void copy(guint8 (&dst)[N], const std::array<std::uint8_t, N>& src) {
     std::memcpy(dst, src.data(), N);
 }
 
-/// Fingerprints per server endpoint and conversations per TCP connection, kept for one capture file.
-std::mutex g_fingerprints_mu;
-std::map<std::string, ServerFingerprint>* g_fingerprints = nullptr;
-std::map<guint32, Conversation>* g_connections = nullptr;
-std::map<std::string, std::size_t>* g_reported_tells = nullptr;  // tells already shown, per server
-
-/// Decoded requests kept for the response of their call (keyed by the dissector's per-call record), so that
-/// the response does not decode and decrypt the request again. A response takes its request out; requests
-/// that are never answered stay until the file is closed, at most kMaxKeptRequests of them (beyond that the
-/// response decodes the stored message instead).
-std::unordered_map<const void*, kms::DecodedRequest>* g_kept_requests = nullptr;
-constexpr std::size_t kMaxKeptRequests = 1u << 16;
-
-void keep_request(const void* key, kms::DecodedRequest&& q) {
-    std::lock_guard<std::mutex> lock(g_fingerprints_mu);
-    if (!g_kept_requests) g_kept_requests = new std::unordered_map<const void*, kms::DecodedRequest>();
-    if (g_kept_requests->size() < kMaxKeptRequests) g_kept_requests->insert_or_assign(key, std::move(q));
-}
-
-std::optional<kms::DecodedRequest> take_kept_request(const void* key) {
-    std::lock_guard<std::mutex> lock(g_fingerprints_mu);
-    if (!g_kept_requests || !key) return std::nullopt;
-    auto it = g_kept_requests->find(key);
-    if (it == g_kept_requests->end()) return std::nullopt;
-    std::optional<kms::DecodedRequest> q(std::move(it->second));
-    g_kept_requests->erase(it);
-    return q;
-}
-
 /// The request of a response: the kept decoded copy, else the stored message decoded again.
 std::optional<kms::DecodedRequest> request_for(const ResponseInput& in) {
-    if (auto kept = take_kept_request(in.request_key)) return kept;
+    if (auto kept = capture_file_state().take_request(in.request_key)) return kept;
     if (!in.request_message || !in.request_len) return std::nullopt;
     auto decoded = kms::decode_request(ByteView(in.request_message, in.request_len));
     if (!decoded) return std::nullopt;
     return std::move(*decoded);
-}
-
-ServerFingerprint& fingerprint_for(const char* server_key) {
-    if (!g_fingerprints) g_fingerprints = new std::map<std::string, ServerFingerprint>();
-    return (*g_fingerprints)[server_key];
 }
 
 void fill_request(wmem_allocator_t* scope, const kms::DecodedRequest& q, ByteView message, unsigned want,
@@ -252,18 +215,11 @@ void fill_response(wmem_allocator_t* scope, const kms::DecodedResponse& p, ByteV
     }
 }
 
-/// Feeds an exchange to its server's fingerprint; the verdict and the tells not shown yet (including those
-/// of the bind answers of this server's connections) go to `out`.
+/// Feeds an exchange to its server's fingerprint; the verdict and the tells not shown yet go to `out`.
 void observe_exchange(wmem_allocator_t* scope, const char* server_key, const Exchange& x, ResponseView* out) {
-    std::lock_guard<std::mutex> lock(g_fingerprints_mu);
-    ServerFingerprint& fp = fingerprint_for(server_key);
-    fp.observe(x);
-    out->server_impl = server_impl_name(fp.verdict());
-    if (!g_reported_tells) g_reported_tells = new std::map<std::string, std::size_t>();
-    std::size_t& reported = (*g_reported_tells)[server_key];
-    for (std::size_t i = reported; i < fp.tells().size(); ++i)
-        add_text(scope, out->new_tells, "emulator", fp.tells()[i]);
-    reported = fp.tells().size();
+    auto news = capture_file_state().observe_exchange(server_key, x);
+    out->server_impl = news.server_impl;
+    for (const auto& tell : news.new_tells) add_text(scope, out->new_tells, "emulator", tell);
 }
 
 /// True when check `hash` is among `checks`.
@@ -356,7 +312,7 @@ void decode_request_stub(wmem_allocator_t* scope, const guint8* stub, std::size_
             return;
         }
         fill_request(scope, *q, framed->message, want, out);
-        if (keep) keep_request(keep, std::move(*q));
+        if (keep) capture_file_state().keep_request(keep, std::move(*q));
     } catch (const std::exception& e) {
         out->error = dup(scope, std::string("internal error: ") + e.what());
     } catch (...) {
@@ -462,26 +418,9 @@ bool starts_with_bind_pdu(const guint8* bytes, std::size_t len) noexcept {
 void observe_segment(guint32 connection, const char* server_key, bool to_server, const guint8* bytes, std::size_t len,
                      gint64 secs, gint32 nsecs) noexcept {
     try {
-        std::lock_guard<std::mutex> lock(g_fingerprints_mu);
-        if (!g_connections) g_connections = new std::map<guint32, Conversation>();
-        auto it = g_connections->find(connection);
-        if (it == g_connections->end()) {
-            ConversationOptions options;
-            options.emit_pdu_events = false;
-            it = g_connections->try_emplace(connection, options).first;
-        }
         FileTime t{FileTime::from_unix(secs).ticks + static_cast<std::uint64_t>(nsecs) / 100};
-        it->second.feed(to_server ? Direction::ToServer : Direction::ToClient, t, ByteView(bytes, len));
-        ServerFingerprint& fp = fingerprint_for(server_key);
-        bool answered = false;
-        for (const auto& e : it->second.take_events())
-            if (const auto* n = std::get_if<ContextNegotiation>(&e)) {
-                fp.observe(*n);
-                answered = true;
-            }
-        // Only bind-type PDUs are fed, so once the answer is in nothing is pending: free the model (a
-        // later bind or alter_context on the connection starts a fresh one).
-        if (answered && it->second.pending_requests() == 0) g_connections->erase(it);
+        capture_file_state().observe_segment(
+            connection, server_key, to_server ? Direction::ToServer : Direction::ToClient, t, ByteView(bytes, len));
     } catch (...) {
     }
 }
@@ -525,16 +464,22 @@ void check_names(const CheckList& checks, TextList* out) noexcept {
     add_failed(*out, checks);  // literals of the core: nothing allocates
 }
 
-void reset_fingerprints() noexcept {
-    std::lock_guard<std::mutex> lock(g_fingerprints_mu);
-    delete g_fingerprints;
-    g_fingerprints = nullptr;
-    delete g_connections;
-    g_connections = nullptr;
-    delete g_reported_tells;
-    g_reported_tells = nullptr;
-    delete g_kept_requests;
-    g_kept_requests = nullptr;
+void forget_capture_file() noexcept {
+    try {
+        capture_file_state().clear();
+    } catch (...) {
+    }
+}
+
+InterfaceView kms_interface_view() noexcept {
+    InterfaceView v{};
+    try {
+        const rpc::SyntaxId& kms = rpc::kms_interface();
+        std::memcpy(v.uuid, kms.uuid.wire.data(), sizeof v.uuid);
+        v.version = static_cast<guint16>(kms.version);  // the major version (low half; the minor, 0, is the high)
+    } catch (...) {
+    }
+    return v;
 }
 
 const char* license_status_text(guint32 status) noexcept {

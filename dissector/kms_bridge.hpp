@@ -212,8 +212,16 @@ void parse_pdu_view(const guint8* bytes, std::size_t len, PduView* out) noexcept
 /// The names and descriptions of the failed checks of a verdict (e.g. one kept by an earlier pass).
 void check_names(const CheckList& checks, TextList* out) noexcept;
 
-/// Forgets every server fingerprint and connection (new capture file).
-void reset_fingerprints() noexcept;
+/// Forgets what the bridge kept for the capture file (fingerprints, connections, decoded requests): Wireshark's
+/// cleanup routine, when the file is closed.
+void forget_capture_file() noexcept;
+
+/// The KMS interface as the core defines it, for the registration with DCE/RPC.
+struct InterfaceView {
+    guint8 uuid[16];  // wire bytes (Microsoft layout)
+    guint16 version;  // major version
+};
+InterfaceView kms_interface_view() noexcept;
 
 /// Names for value strings: license status 0..6 and the HRESULTs / NCA codes the core knows.
 const char* license_status_text(guint32 status) noexcept;

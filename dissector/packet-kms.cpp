@@ -15,8 +15,6 @@
 #include <epan/packet.h>
 #include <epan/prefs.h>
 #include <epan/proto_data.h>
-#include <epan/stat_tap_ui.h>
-#include <epan/stats_tree.h>
 #include <epan/tap.h>
 #include <epan/to_str.h>
 #include <glib.h>
@@ -28,6 +26,8 @@
 #include <string>
 
 #include "kms_bridge.hpp"
+#include "kms_stats.hpp"
+#include "kmscope/bytes.hpp"
 #include "kmscope/dcerpc.hpp"
 #include "kmscope/kms.hpp"
 #include "kmscope/ndr.hpp"
@@ -46,6 +46,8 @@ extern "C" WS_DLL_PUBLIC_DEF std::uint32_t plugin_describe(void);
 namespace {
 
 namespace layout = kmscope::kms::layout;
+namespace rpc = kmscope::rpc;
+using kmsdiss::KmsTapInfo;
 using kmsdiss::RequestView;
 using kmsdiss::ResponseView;
 
@@ -143,7 +145,7 @@ expert_field ei_kms_clock_skew = EI_INIT;
 expert_field ei_kms_emulator = EI_INIT;
 expert_field ei_kms_unknown_product = EI_INIT;
 // One expert info per kind of RPC anomaly (rpc::RpcAnomaly), kms.rpc.<name>, registered from the core's table.
-expert_field ei_kms_rpc[kmscope::rpc::kRpcAnomalyKinds];
+expert_field ei_kms_rpc[rpc::kRpcAnomalyKinds];
 expert_field ei_kms_unverified = EI_INIT;
 expert_field ei_kms_trailing = EI_INIT;
 expert_field ei_kms_midstream = EI_INIT;
@@ -158,18 +160,6 @@ dissector_handle_t kms_tcp_handle = nullptr;
 value_string license_status_vals[8];
 value_string hresult_vals[16];
 const value_string vm_info_vals[] = {{0, "Physical machine"}, {1, "Virtual machine"}, {0, nullptr}};
-
-/// What the dissector hands to taps (one per KMS message).
-struct KmsTapInfo {
-    bool is_request;
-    guint16 major, minor;
-    const char* product;         // request: SKU name
-    const char* license_status;  // request
-    const char* cmid;            // request
-    const char* workstation;     // request
-    const char* epid;            // response
-    const char* verdict;         // response
-};
 
 /// The request of a call, kept for its response (file scope). Its address is also the key under which the
 /// bridge keeps the decoded request until the response takes it.
@@ -228,28 +218,17 @@ void generated(proto_item* it) {
 
 // ---- the DCE/RPC header in front of a stub ------------------------------------------------------------
 
-constexpr int kCommonHeaderSize = 16;
-constexpr int kRequestHeaderSize = 24;   // common header, alloc_hint, context id, opnum
-constexpr int kObjectUuidSize = 16;      // between the request header and the stub when PFC_OBJECT_UUID is set
-constexpr int kResponseHeaderSize = 24;  // common header, alloc_hint, context id, cancel_count, reserved
-constexpr guint8 kPfcObjectUuid = 0x80;
+// The sizes, flags and readers are the core's (kmscope/dcerpc.hpp, kmscope/bytes.hpp); the offsets of the fields
+// read here are those of the PDU layouts (docs/protocol.md §2).
 
-guint16 le16(const guint8* p) {
-    return static_cast<guint16>(p[0] | p[1] << 8);
-}
-
-guint32 le32(const guint8* p) {
-    return static_cast<guint32>(p[0]) | static_cast<guint32>(p[1]) << 8 | static_cast<guint32>(p[2]) << 16 |
-           static_cast<guint32>(p[3]) << 24;
-}
-
-/// Copies the `n` bytes in front of the stub at `offset` of `tvb`, as received: DCE/RPC hands a subdissector
+/// Copies the `size` bytes in front of the stub at `offset` of `tvb`, as received: DCE/RPC hands a subdissector
 /// a slice of the PDU (a subset of the TCP payload, or of TCP's reassembled segment), so the PDU header lies
 /// just before it in the same data source. A stub reassembled from DCE/RPC fragments is a new buffer without
 /// the header: false then. `stub` holds the first `stub_len` captured stub bytes, compared to make sure.
-bool bytes_before_stub(tvbuff_t* tvb, int offset, const guint8* stub, int stub_len, int n, guint8* out) {
+bool bytes_before_stub(tvbuff_t* tvb, int offset, const guint8* stub, int stub_len, std::size_t size, guint8* out) {
     tvbuff_t* ds = tvb_get_ds_tvb(tvb);
     if (!ds || !stub || stub_len <= 0) return false;
+    const gint n = static_cast<gint>(size);
     const gint at = tvb_raw_offset(tvb) + offset;
     const int check = stub_len < 16 ? stub_len : 16;
     const gint ds_len = static_cast<gint>(tvb_captured_length(ds));
@@ -263,23 +242,23 @@ bool bytes_before_stub(tvbuff_t* tvb, int offset, const guint8* stub, int stub_l
 
 /// True when `h` is a little-endian connection-oriented DCE/RPC header of type `ptype` for `call_id` (the core
 /// decodes little-endian PDUs only).
-bool is_header_of(const guint8* h, guint8 ptype, guint32 call_id) {
-    return h[0] == 5 && h[2] == ptype && (h[4] & 0x10) != 0 && le32(h + 12) == call_id;
+bool is_header_of(const guint8* h, rpc::PduType ptype, guint32 call_id) {
+    return h[0] == rpc::kVersion && h[2] == static_cast<guint8>(ptype) && (h[4] & rpc::kDrepLittleEndian) != 0 &&
+           kmscope::load_u32le(h + 12) == call_id;
 }
 
 /// The context id of the request PDU in front of a request stub (with or without an object UUID).
 bool request_context_id(tvbuff_t* tvb, int offset, const guint8* stub, int stub_len, guint32 call_id,
                         guint16* context_id) {
-    guint8 h[kRequestHeaderSize + kObjectUuidSize];
-    if (bytes_before_stub(tvb, offset, stub, stub_len, kRequestHeaderSize, h) && is_header_of(h, 0, call_id) &&
-        (h[3] & kPfcObjectUuid) == 0) {
-        *context_id = le16(h + 20);
-        return true;
-    }
-    if (bytes_before_stub(tvb, offset, stub, stub_len, kRequestHeaderSize + kObjectUuidSize, h) &&
-        is_header_of(h, 0, call_id) && (h[3] & kPfcObjectUuid) != 0) {
-        *context_id = le16(h + 20);
-        return true;
+    // With PFC_OBJECT_UUID set, the object's GUID lies between the request header and the stub.
+    constexpr std::size_t kWithObject = rpc::kRequestHeaderSize + sizeof(kmscope::Guid::wire);
+    guint8 h[kWithObject];
+    for (const bool object : {false, true}) {
+        if (bytes_before_stub(tvb, offset, stub, stub_len, object ? kWithObject : rpc::kRequestHeaderSize, h) &&
+            is_header_of(h, rpc::PduType::Request, call_id) && ((h[3] & rpc::flag::kObjectUuid) != 0) == object) {
+            *context_id = kmscope::load_u16le(h + rpc::kHeaderSize + 4);
+            return true;
+        }
     }
     return false;
 }
@@ -288,14 +267,15 @@ bool request_context_id(tvbuff_t* tvb, int offset, const guint8* stub, int stub_
 kmsdiss::RpcHeaderView response_header(tvbuff_t* tvb, int offset, const guint8* stub, int stub_len, guint32 call_id,
                                        const StoredRequest* sr) {
     kmsdiss::RpcHeaderView v{};
-    guint8 h[kResponseHeaderSize];
-    if (!bytes_before_stub(tvb, offset, stub, stub_len, kResponseHeaderSize, h) || !is_header_of(h, 2, call_id))
+    guint8 h[rpc::kResponseHeaderSize];
+    if (!bytes_before_stub(tvb, offset, stub, stub_len, rpc::kResponseHeaderSize, h) ||
+        !is_header_of(h, rpc::PduType::Response, call_id))
         return v;
     v.present = true;
     v.flags = h[3];
-    v.alloc_hint = le32(h + kCommonHeaderSize);
-    v.context_id = le16(h + kCommonHeaderSize + 4);
-    v.cancel_count = h[kCommonHeaderSize + 6];
+    v.alloc_hint = kmscope::load_u32le(h + rpc::kHeaderSize);
+    v.context_id = kmscope::load_u16le(h + rpc::kHeaderSize + 4);
+    v.cancel_count = h[rpc::kHeaderSize + 6];
     if (sr && sr->has_context_id) {
         v.has_request_context = true;
         v.request_context_id = sr->context_id;
@@ -312,10 +292,9 @@ struct KmsConnection {
 
 e_guid_t to_e_guid(const guint8* w) {
     e_guid_t g;
-    g.data1 = static_cast<guint32>(w[0]) | static_cast<guint32>(w[1]) << 8 | static_cast<guint32>(w[2]) << 16 |
-              static_cast<guint32>(w[3]) << 24;
-    g.data2 = static_cast<guint16>(w[4] | w[5] << 8);
-    g.data3 = static_cast<guint16>(w[6] | w[7] << 8);
+    g.data1 = kmscope::load_u32le(w);
+    g.data2 = kmscope::load_u16le(w + 4);
+    g.data3 = kmscope::load_u16le(w + 6);
     std::memcpy(g.data4, w + 8, 8);
     return g;
 }
@@ -672,8 +651,8 @@ StoredResponse* store_response(packet_info* pinfo, guint32 call_id, StoredReques
 
 /// The expert info of the RPC anomaly kind named `name` (rpc::rpc_anomaly_name).
 expert_field* rpc_anomaly_expert(const char* name) {
-    for (std::size_t k = 0; k < kmscope::rpc::kRpcAnomalyKinds; ++k)
-        if (g_strcmp0(name, kmscope::rpc::rpc_anomaly_name(kmscope::rpc::kRpcAnomalies[k])) == 0) return &ei_kms_rpc[k];
+    for (std::size_t k = 0; k < rpc::kRpcAnomalyKinds; ++k)
+        if (g_strcmp0(name, rpc::rpc_anomaly_name(rpc::kRpcAnomalies[k])) == 0) return &ei_kms_rpc[k];
     return &ei_kms_rpc[0];  // not reached: the bridge names every anomaly by its kind
 }
 
@@ -852,8 +831,8 @@ KmsConnection* kms_connection(packet_info* pinfo, conversation_t* conv, const gu
 /// A cheap look at the first header bytes before the segment is copied: a DCE/RPC v5 bind (11), bind_ack,
 /// bind_nak, alter_context or alter_context_resp (15).
 bool may_start_with_bind_pdu(tvbuff_t* tvb) {
-    return tvb_captured_length(tvb) >= 16 && wscompat::tvb_get_u8(tvb, 0) == 5 &&
-           kmscope::rpc::negotiates_context(wscompat::tvb_get_u8(tvb, 2));
+    return tvb_captured_length(tvb) >= rpc::kHeaderSize && wscompat::tvb_get_u8(tvb, 0) == rpc::kVersion &&
+           rpc::negotiates_context(wscompat::tvb_get_u8(tvb, 2));
 }
 
 /// First pass: a segment that starts with a bind-type PDU goes to the core's conversation model of the
@@ -895,19 +874,20 @@ struct MidstreamState {
 /// our own for request/response matching.
 void dissect_midstream(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, conversation_t* conv) {
     const gint captured = tvb_captured_length(tvb);
-    if (captured < 16) return;
+    constexpr gint kHeaderSize = static_cast<gint>(rpc::kHeaderSize);
+    if (captured < kHeaderSize) return;
     const gint len = captured < 65535 ? captured : 65535;
     guint8* bytes = static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, 0, len));
     MidstreamState* ms = static_cast<MidstreamState*>(conversation_get_proto_data(conv, proto_kms));
     gint off = 0;
-    while (off + 16 <= len) {
+    while (off + kHeaderSize <= len) {
         kmsdiss::PduView pv;
         kmsdiss::parse_pdu_view(bytes + off, static_cast<std::size_t>(len - off), &pv);
         if (!pv.ok || pv.frag_length == 0) break;
         const gint pdu = off;
         off += static_cast<gint>(pv.frag_length);
-        const bool is_request = pv.ptype == 0 && pv.opnum == 0 && pv.ndr != 0;
-        const bool is_response = pv.ptype == 2;
+        const bool is_request = pv.ptype == static_cast<guint8>(rpc::PduType::Request) && pv.opnum == 0 && pv.ndr != 0;
+        const bool is_response = pv.ptype == static_cast<guint8>(rpc::PduType::Response);
         if (!is_request && !is_response) continue;
         if (!ms) {
             if (!is_request) continue;
@@ -953,8 +933,8 @@ void dissect_midstream(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, conv
 /// segment to DCE/RPC ourselves). Tried before DCE/RPC's own heuristic, which would otherwise claim it.
 wscompat::heur_result dissect_kms_heur_tcp(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data) {
     const gint captured = tvb_captured_length(tvb);
-    if (captured < 16 || wscompat::tvb_get_u8(tvb, 0) != 5 ||
-        wscompat::tvb_get_u8(tvb, 2) != static_cast<guint8>(kmscope::rpc::PduType::Bind))
+    if (captured < static_cast<gint>(rpc::kHeaderSize) || wscompat::tvb_get_u8(tvb, 0) != rpc::kVersion ||
+        wscompat::tvb_get_u8(tvb, 2) != static_cast<guint8>(rpc::PduType::Bind))
         return false;
     const gint len = captured < 65535 ? captured : 65535;
     guint8* bytes = static_cast<guint8*>(tvb_memdup(pinfo->pool, tvb, 0, len));
@@ -967,148 +947,10 @@ wscompat::heur_result dissect_kms_heur_tcp(tvbuff_t* tvb, packet_info* pinfo, pr
     return true;
 }
 
-// ---- statistics: stats_tree (kms,tree) ----------------------------------------------------------
-
-int st_version = -1, st_product = -1, st_status = -1, st_epid = -1, st_verdict = -1;
-
-// One order in tshark and in Wireshark. Wireshark's window (4.0) sorts every level by name, descending, whatever
-// the tree's flags say; tshark sorts a node's children by the tree's flags (here the same: name, descending) but
-// prints the top-level nodes in creation order. So the top-level nodes are created in descending name order.
-constexpr guint kKmsTreeSortFlags = (ST_SORT_COL_NAME << ST_FLG_SRTCOL_SHIFT) | ST_FLG_SORT_DESC;
-
-void kms_stats_tree_init(stats_tree* st) {
-    st_epid = stats_tree_create_node(st, "Responses by server ePID", 0, STAT_DT_INT, TRUE);
-    st_version = stats_tree_create_node(st, "Requests by version", 0, STAT_DT_INT, TRUE);
-    st_product = stats_tree_create_node(st, "Requests by product", 0, STAT_DT_INT, TRUE);
-    st_status = stats_tree_create_node(st, "Requests by license status", 0, STAT_DT_INT, TRUE);
-    st_verdict = stats_tree_create_node(st, "Exchanges by verdict", 0, STAT_DT_INT, TRUE);
-}
-
-tap_packet_status kms_stats_tree_packet(stats_tree* st, packet_info*, epan_dissect_t*, const void* p, tap_flags_t) {
-    const KmsTapInfo* ti = static_cast<const KmsTapInfo*>(p);
-    if (ti->is_request) {
-        char version[32];
-        g_snprintf(version, sizeof version, "v%u.%u", ti->major, ti->minor);
-        tick_stat_node(st, "Requests by version", 0, FALSE);
-        tick_stat_node(st, version, st_version, FALSE);
-        tick_stat_node(st, "Requests by product", 0, FALSE);
-        tick_stat_node(st, ti->product ? ti->product : "(undecoded)", st_product, FALSE);
-        tick_stat_node(st, "Requests by license status", 0, FALSE);
-        tick_stat_node(st, ti->license_status ? ti->license_status : "(undecoded)", st_status, FALSE);
-    } else {
-        tick_stat_node(st, "Responses by server ePID", 0, FALSE);
-        tick_stat_node(st, ti->epid ? ti->epid : "(none)", st_epid, FALSE);
-        tick_stat_node(st, "Exchanges by verdict", 0, FALSE);
-        tick_stat_node(st, ti->verdict ? ti->verdict : "unverified", st_verdict, FALSE);
-    }
-    return TAP_PACKET_REDRAW;
-}
-
-// ---- statistics: per-client table (kms,clients) ---------------------------------------------------
-
-// The columns: fixed widths first and the workstation, whose width varies (and whose UTF-8 printf pads by bytes),
-// last, so that tshark's text table (-z kms,clients, which prints each cell with its format) stays aligned; the
-// column names are padded to the same widths, since tshark prints them without a format.
-enum ClientColumn { kColCmid, kColRequests, kColFirst, kColLast, kColProducts, kColWorkstation, kColCount };
-
-stat_tap_table_item client_fields[] = {
-    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "CMID                                ", "%-36s"},
-    {TABLE_ITEM_UINT, TAP_ALIGN_RIGHT, "Requests", "%8u"},
-    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "First seen (UTC)   ", "%-19s"},
-    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "Last seen (UTC)    ", "%-19s"},
-    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "Products                                ", "%-40s"},
-    {TABLE_ITEM_STRING, TAP_ALIGN_LEFT, "Workstation", "%s"},
-};
-const char* const kClientTableName = "KMS Clients";
-
-void kms_clients_init(stat_tap_table_ui* ui) {
-    stat_tap_table* table = stat_tap_find_table(ui, kClientTableName);
-    if (table) {
-        if (ui->stat_tap_reset_table_cb) ui->stat_tap_reset_table_cb(table);
-        return;
-    }
-    table = stat_tap_init_table(kClientTableName, kColCount, 0, nullptr);
-    stat_tap_add_table(ui, table);
-}
-
-void set_string(stat_tap_table* table, guint row, guint col, const char* text) {
-    stat_tap_table_item_type* item = stat_tap_get_field_data(table, row, col);
-    g_free(const_cast<char*>(item->value.string_value));
-    item->type = TABLE_ITEM_STRING;
-    item->value.string_value = g_strdup(text);
-    stat_tap_set_field_data(table, row, col, item);
-}
-
-tap_packet_status kms_clients_packet(void* tapdata, packet_info* pinfo, epan_dissect_t*, const void* p, tap_flags_t) {
-    const KmsTapInfo* ti = static_cast<const KmsTapInfo*>(p);
-    if (!ti->is_request || !ti->cmid) return TAP_PACKET_DONT_REDRAW;
-    stat_data_t* sd = static_cast<stat_data_t*>(tapdata);
-    stat_tap_table* table = g_array_index(sd->stat_tap_data->tables, stat_tap_table*, 0);
-    // Absolute time (UTC), as the client list of kms-analyze gives it, rather than seconds into the capture.
-    char t[32] = "";
-    const time_t secs = pinfo->abs_ts.secs;
-    struct tm tm_utc;
-    if (gmtime_r(&secs, &tm_utc)) std::strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S", &tm_utc);
-    guint row = 0;
-    for (; row < table->num_elements; ++row)
-        if (g_strcmp0(stat_tap_get_field_data(table, row, kColCmid)->value.string_value, ti->cmid) == 0) break;
-    if (row == table->num_elements) {
-        stat_tap_table_item_type items[kColCount];
-        std::memset(items, 0, sizeof items);
-        items[kColCmid].type = TABLE_ITEM_STRING;
-        items[kColCmid].value.string_value = g_strdup(ti->cmid);
-        items[kColWorkstation].type = TABLE_ITEM_STRING;
-        items[kColWorkstation].value.string_value = g_strdup(ti->workstation);
-        items[kColProducts].type = TABLE_ITEM_STRING;
-        items[kColProducts].value.string_value = g_strdup(ti->product);
-        items[kColRequests].type = TABLE_ITEM_UINT;
-        items[kColRequests].value.uint_value = 0;
-        items[kColFirst].type = TABLE_ITEM_STRING;
-        items[kColFirst].value.string_value = g_strdup(t);
-        items[kColLast].type = TABLE_ITEM_STRING;
-        items[kColLast].value.string_value = g_strdup(t);
-        stat_tap_init_table_row(table, row, kColCount, items);
-    }
-    stat_tap_table_item_type* item = stat_tap_get_field_data(table, row, kColRequests);
-    item->value.uint_value++;
-    stat_tap_set_field_data(table, row, kColRequests, item);
-    set_string(table, row, kColLast, t);
-    // Products: a "; "-separated list of the distinct names this client asked for.
-    item = stat_tap_get_field_data(table, row, kColProducts);
-    const char* products = item->value.string_value;
-    bool seen = false;
-    if (products && ti->product) {
-        gchar** names = g_strsplit(products, "; ", -1);
-        for (gchar** n = names; *n && !seen; ++n) seen = g_strcmp0(*n, ti->product) == 0;
-        g_strfreev(names);
-        if (!seen) {
-            gchar* joined = g_strconcat(products, "; ", ti->product, nullptr);
-            set_string(table, row, kColProducts, joined);
-            g_free(joined);
-        }
-    }
-    return TAP_PACKET_REDRAW;
-}
-
-void kms_clients_free_item(stat_tap_table*, guint, guint column, stat_tap_table_item_type* field) {
-    if (column == kColCmid || column == kColWorkstation || column == kColProducts || column == kColFirst ||
-        column == kColLast) {
-        g_free(const_cast<char*>(field->value.string_value));
-        field->value.string_value = nullptr;
-    }
-}
-
-void kms_clients_reset(stat_tap_table* table) {
-    for (guint row = 0; row < table->num_elements; ++row)
-        for (guint col = 0; col < kColCount; ++col)
-            kms_clients_free_item(table, row, col, stat_tap_get_field_data(table, row, col));
-    table->num_elements = 0;
-}
-
 // ---- registration -------------------------------------------------------------------------------
 
 void kms_cleanup() {
-    kmsdiss::reset_fingerprints();
+    kmsdiss::forget_capture_file();
 }
 
 void fill_value_strings() {
@@ -1373,23 +1215,6 @@ void proto_register_kms() {
           KMS_EXPFILL("The stub holds bytes beyond the KMS message its size announces")}},
     };
 
-    static tap_param client_params[] = {{PARAM_FILTER, "filter", "Filter", nullptr, TRUE}};
-    static stat_tap_table_ui client_table = {REGISTER_PACKET_STAT_GROUP_UNSORTED,
-                                             "KMS Clients",
-                                             "kms",
-                                             "kms,clients",
-                                             kms_clients_init,
-                                             kms_clients_packet,
-                                             kms_clients_reset,
-                                             kms_clients_free_item,
-                                             nullptr,
-                                             G_N_ELEMENTS(client_fields),
-                                             client_fields,
-                                             G_N_ELEMENTS(client_params),
-                                             client_params,
-                                             nullptr,
-                                             0};
-
     proto_kms = proto_register_protocol("Microsoft Key Management Service", "KMS", "kms");
     proto_register_field_array(proto_kms, hf, G_N_ELEMENTS(hf));
     proto_register_subtree_array(ett, G_N_ELEMENTS(ett));
@@ -1397,14 +1222,14 @@ void proto_register_kms() {
     expert_register_field_array(experts, ei, G_N_ELEMENTS(ei));
     // One per RPC anomaly kind, from the core's names and summaries: kms.rpc.context_id, ... The strings
     // must outlive the registration (Wireshark keeps the pointers).
-    static std::string rpc_abbrevs[kmscope::rpc::kRpcAnomalyKinds];
-    static ei_register_info rpc_ei[kmscope::rpc::kRpcAnomalyKinds];
-    for (std::size_t k = 0; k < kmscope::rpc::kRpcAnomalyKinds; ++k) {
-        const auto kind = kmscope::rpc::kRpcAnomalies[k];
-        rpc_abbrevs[k] = std::string("kms.rpc.") + kmscope::rpc::rpc_anomaly_name(kind);
+    static std::string rpc_abbrevs[rpc::kRpcAnomalyKinds];
+    static ei_register_info rpc_ei[rpc::kRpcAnomalyKinds];
+    for (std::size_t k = 0; k < rpc::kRpcAnomalyKinds; ++k) {
+        const auto kind = rpc::kRpcAnomalies[k];
+        rpc_abbrevs[k] = std::string("kms.rpc.") + rpc::rpc_anomaly_name(kind);
         ei_kms_rpc[k] = EI_INIT;
         rpc_ei[k] = {&ei_kms_rpc[k],
-                     {rpc_abbrevs[k].c_str(), PI_PROTOCOL, PI_WARN, kmscope::rpc::rpc_anomaly_summary(kind),
+                     {rpc_abbrevs[k].c_str(), PI_PROTOCOL, PI_WARN, rpc::rpc_anomaly_summary(kind),
                       KMS_EXPFILL("RPC framing of the response that a Windows client rejects (fails the rpc check)")}};
     }
     expert_register_field_array(experts, rpc_ei, G_N_ELEMENTS(rpc_ei));
@@ -1416,8 +1241,8 @@ void proto_register_kms() {
                                    "TCP port decoded as DCE/RPC (KMS) even without the DCE/RPC heuristic", 10,
                                    &kms_tcp_port);
 
-    kms_tap = register_tap("kms");
-    register_stat_tap_table_ui(&client_table);
+    kms_tap = register_tap(kmsdiss::kTapName);
+    kmsdiss::register_clients_table();
     register_cleanup_routine(kms_cleanup);
     kms_handle = register_dissector("kms", dissect_kms_stub, proto_kms);
     proto_kms_tcp = proto_register_protocol("KMS over TCP", "KMS-TCP", "kms_tcp");
@@ -1426,23 +1251,19 @@ void proto_register_kms() {
 
 void proto_reg_handoff_kms() {
     static bool initialized = false;
-    static e_guid_t uuid_kms = {0x51c82175, 0x844e, 0x4750, {0xb0, 0xd8, 0xec, 0x25, 0x55, 0x55, 0xbc, 0x06}};
+    static const kmsdiss::InterfaceView kms_interface = kmsdiss::kms_interface_view();
+    static e_guid_t uuid_kms = to_e_guid(kms_interface.uuid);
     static dcerpc_sub_dissector kms_dissectors[] = {
         {0, "RequestActivation", dissect_kms_request, dissect_kms_response},
         {0, nullptr, nullptr, nullptr},
     };
     if (!initialized) {
-        dcerpc_init_uuid(proto_kms, ett_kms, &uuid_kms, 1, kms_dissectors, hf_kms_opnum);
+        dcerpc_init_uuid(proto_kms, ett_kms, &uuid_kms, kms_interface.version, kms_dissectors, hf_kms_opnum);
         dcerpc_tcp_handle = dissector_table_get_dissector_handle(find_dissector_table("tcp.port"), "DCERPC");
         dissector_add_for_decode_as("tcp.port", kms_tcp_handle);
         heur_dissector_add("tcp", dissect_kms_heur_tcp, "KMS over TCP (DCE/RPC bind to the KMS interface)", "kms_tcp",
                            proto_kms_tcp, HEURISTIC_ENABLE);
-        // A plugin's stats tree must be registered with stats_tree_register_plugin: Wireshark builds the menu entries
-        // of the other stats trees before plugins are handed off, and lists plugin trees at the bottom of the
-        // Statistics menu ("KMS > Exchanges"). A stat_tap_table_ui (the Clients table) is listed with the tables
-        // and cannot be put in a submenu (its title is not split at "/"), so the two cannot share one submenu.
-        stats_tree_register_plugin("kms", "kms", "KMS/Exchanges", kKmsTreeSortFlags, kms_stats_tree_packet,
-                                   kms_stats_tree_init, nullptr);
+        kmsdiss::register_stats_tree();
         initialized = true;
     } else if (kms_registered_port != 0 && dcerpc_tcp_handle) {
         dissector_delete_uint("tcp.port", kms_registered_port, kms_tcp_handle);

@@ -101,11 +101,11 @@ Result<Header> parse_header(ByteView bytes, std::size_t base_offset, const Limit
     h.call_id = r.u32le("call_id");
     if (!r.ok()) return *r.error();
     std::copy(drep.begin(), drep.end(), h.drep.begin());
-    if (h.version != 5 || h.version_minor != 0)
+    if (h.version != kVersion || h.version_minor != 0)
         return ParseError{
             "rpc_vers", base_offset,
             "not DCE/RPC 5.0 (version " + std::to_string(h.version) + "." + std::to_string(h.version_minor) + ")"};
-    if (h.drep[0] != 0x10)
+    if (h.drep[0] != kDrepLittleEndian)
         return ParseError{
             "packed_drep", base_offset + 4,
             "unsupported data representation " + to_hex(ByteView(h.drep)) + " (only little-endian ASCII)"};
@@ -275,13 +275,13 @@ Result<Pdu> parse_pdu(const Header& header, ByteView bytes, std::size_t base_off
 namespace {
 
 void write_header(Writer& w, PduType ptype, std::uint8_t flags, std::uint32_t call_id) {
-    w.u8(5);
+    w.u8(kVersion);
     w.u8(0);
     w.u8(static_cast<std::uint8_t>(ptype));
     w.u8(flags);
-    w.u32le(0x10);  // packed_drep 10 00 00 00
-    w.u16le(0);     // frag_length, patched by finish()
-    w.u16le(0);     // auth_length
+    w.u32le(kDrepLittleEndian);  // packed_drep 10 00 00 00
+    w.u16le(0);                  // frag_length, patched by finish()
+    w.u16le(0);                  // auth_length
     w.u32le(call_id);
 }
 

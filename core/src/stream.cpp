@@ -95,8 +95,8 @@ Result<std::optional<FragmentAssembler::Assembled>> FragmentAssembler::add_view(
                           "fragment of call " + std::to_string(h.call_id) + " without a FIRST_FRAG fragment"};
     }
     Partial& p = it->second;
-    // The joined PDU must still fit the 16-bit frag_length (24 bytes of request header).
-    const std::size_t max_stub = std::min<std::size_t>(limits_.max_reassembled_stub, 65535 - 24);
+    // The joined PDU must still fit the 16-bit frag_length.
+    const std::size_t max_stub = std::min<std::size_t>(limits_.max_reassembled_stub, 65535 - kRequestHeaderSize);
     if (++p.fragments > limits_.max_fragments || p.stub.size() + stub.size() > max_stub) {
         partial_.erase(it);
         return ParseError{"frag_length", 8,

@@ -51,15 +51,24 @@ inline constexpr std::uint8_t kObjectUuid = 0x80;
 inline constexpr std::uint8_t kFirstLast = kFirstFrag | kLastFrag;
 }  // namespace flag
 
+/// rpc_vers of the connection-oriented protocol (rpc_vers_minor is 0).
+inline constexpr std::uint8_t kVersion = 5;
+/// packed_drep[0] for little-endian integers and ASCII characters, the only representation the core decodes.
+inline constexpr std::uint8_t kDrepLittleEndian = 0x10;
+
 inline constexpr std::size_t kHeaderSize = 16;
+/// The request header: the common header, alloc_hint, p_cont_id and opnum (an object UUID may follow).
+inline constexpr std::size_t kRequestHeaderSize = kHeaderSize + 8;
+/// The response header: the common header, alloc_hint, p_cont_id, cancel_count and a reserved byte.
+inline constexpr std::size_t kResponseHeaderSize = kHeaderSize + 8;
 
 /// The common 16-byte header.
 struct Header {
-    std::uint8_t version = 5;
+    std::uint8_t version = kVersion;
     std::uint8_t version_minor = 0;
     std::uint8_t ptype = 0;
     std::uint8_t flags = flag::kFirstLast;
-    std::array<std::uint8_t, 4> drep{0x10, 0, 0, 0};
+    std::array<std::uint8_t, 4> drep{kDrepLittleEndian, 0, 0, 0};
     std::uint16_t frag_length = 0;
     std::uint16_t auth_length = 0;
     std::uint32_t call_id = 0;
