@@ -74,6 +74,7 @@ Analyzer::Analyzer(Options options, const ProductTable& products, std::FILE* out
       out_(out),
       printer_(make_printer(opt_.format, products, out)),
       summary_(opt_.summary ? std::make_unique<Summary>(products) : nullptr),
+      report_(opt_.html ? std::make_unique<HtmlReport>(products) : nullptr),
       pipe_([this](Record& r) { output(r); }) {}
 
 Analyzer::~Analyzer() = default;
@@ -81,6 +82,7 @@ Analyzer::~Analyzer() = default;
 void Analyzer::output(Record& record) {
     if (!passes(opt_.filters, record, products_)) return;
     printer_->print(record);
+    if (report_) report_->add(record);
     if (auto* x = std::get_if<ExchangeRecord>(&record)) {
         ++totals_.exchanges;
         ++(x->x.ok() ? totals_.ok : totals_.not_ok);
@@ -280,6 +282,7 @@ void Analyzer::finish() {
         std::fprintf(out_, "%llu exchanges, %llu ok, %llu not ok\n", static_cast<unsigned long long>(totals_.exchanges),
                      static_cast<unsigned long long>(totals_.ok), static_cast<unsigned long long>(totals_.not_ok));
     if (summary_) summary_->print(opt_.format, out_, totals_, fingerprints_);
+    if (report_) report_->write(opt_.html, totals_, fingerprints_);
 }
 
 }  // namespace kmscope::analyzer

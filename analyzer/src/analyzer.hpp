@@ -14,6 +14,7 @@
 
 #include "batch_pipe.hpp"
 #include "filter.hpp"
+#include "html_report.hpp"
 #include "kmscope/fingerprint.hpp"
 #include "kmscope/products.hpp"
 #include "printer.hpp"
@@ -27,6 +28,7 @@ struct Options {
     Format format = Format::Table;
     bool summary = false;
     bool progress = false;
+    std::FILE* html = nullptr;  // --html: where the report goes (main opens and closes it)
     std::vector<Filter> filters;
     std::set<std::uint16_t> kms_ports{1688};
     capture::TcpLimits limits;
@@ -61,6 +63,7 @@ private:
     std::FILE* out_;
     std::unique_ptr<Printer> printer_;
     std::unique_ptr<Summary> summary_;
+    std::unique_ptr<HtmlReport> report_;  // --html
     Totals totals_;                                                    // exchange counts are kept by the output thread
     std::unordered_map<std::uint64_t, ConnState> conns_;               // by connection index
     std::unordered_map<std::string, ServerFingerprint> fingerprints_;  // by server "ip:port"

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -21,6 +23,7 @@ int main(int argc, char** argv) {
     std::vector<std::uint16_t> ports;
     std::string products_file, format = "table";
     bool summary = false, strict = false, no_progress = false;
+    std::string html_file;
     Options opt;
     std::size_t max_conns = opt.limits.max_connections;
     double idle_seconds = static_cast<double>(opt.limits.idle_ticks) / 1e7;
@@ -31,6 +34,9 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"table", "json", "csv", "eve"}))
         ->default_str("table");
     app.add_flag("--summary,-s", summary, "add a report per KMS ID, client, server and product");
+    app.add_option("--html", html_file,
+                   "also write a self-contained HTML report to FILE (charts, sortable tables; works offline); "
+                   "the normal output still goes to standard output, in any --format");
     app.add_option("--filter", filters,
                    "only records with KEY=VALUE[,VALUE...]; KEY is client or server (address, address:port, "
                    "address/prefix), product or workstation (substring), version (6, 6.0, v6), verdict (ok, fail, "
@@ -81,6 +87,12 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    std::FILE* html = html_file.empty() ? nullptr : std::fopen(html_file.c_str(), "w");
+    if (!html_file.empty() && !html) {
+        std::cerr << "kms-analyze: " << html_file << ": " << std::strerror(errno) << "\n";
+        return 2;
+    }
+    opt.html = html;
     static char out_buffer[1 << 20];
     std::setvbuf(stdout, out_buffer, _IOFBF, sizeof out_buffer);
     Analyzer analyzer(opt, products, stdout);
@@ -88,6 +100,13 @@ int main(int argc, char** argv) {
     for (const auto& file : files) inputs_ok = analyzer.run(file) && inputs_ok;
     analyzer.finish();
     std::fflush(stdout);
+    if (html) {
+        const bool failed = std::ferror(html) != 0;
+        if (std::fclose(html) != 0 || failed) {
+            std::cerr << "kms-analyze: " << html_file << ": the report could not be written\n";
+            return 2;
+        }
+    }
     if (!inputs_ok) return 2;
     if (strict && analyzer.totals().not_ok > 0) return 1;
     return 0;

@@ -35,7 +35,6 @@ public:
     void print(Format format, std::FILE* out, const ExchangeTotals& totals,
                const std::unordered_map<std::string, ServerFingerprint>& fingerprints) const;
 
-private:
     struct Counter {
         std::uint64_t requests = 0, ok = 0, failed = 0;
         std::map<std::string, std::uint64_t> by_status;  // license status name -> requests
@@ -55,12 +54,24 @@ private:
         std::set<std::string> epids, hwids;
         std::set<std::uint32_t> counts;
     };
+    // Read-only views of the aggregates, for the other reports built on them (--html).
+    const std::map<std::string, KmsId>& kms_ids() const { return kms_ids_; }
+    const std::map<std::string, Client>& clients() const { return clients_; }
+    const std::map<std::string, Server>& servers() const { return servers_; }
+    const std::map<std::string, Counter>& products() const { return by_product_; }
+    const std::map<std::string, std::uint64_t>& failures() const { return failures_; }
+    FileTime as_of() const { return latest_; }
+    std::uint64_t dns_messages() const { return dns_; }
+    std::uint64_t unanswered_connections() const { return unanswered_connections_; }
+    /// The count a genuine host would report now for that KMS ID (distinct CMIDs in 30 days, at most 2 x N).
+    std::uint32_t current_count(const std::string& kms_id, const KmsId& k) const;
+
+private:
     template <class W>
     void write_json(W& w, const ExchangeTotals& totals,
                     const std::unordered_map<std::string, ServerFingerprint>& fingerprints) const;
     void print_text(std::FILE* out, const ExchangeTotals& totals,
                     const std::unordered_map<std::string, ServerFingerprint>& fingerprints) const;
-    std::uint32_t current_count(const std::string& kms_id, const KmsId& k) const;
 
     const ProductTable& products_;
     mutable MemoryCmidStore cmids_;  // counting is a query, but CmidStore::count_since is not const
