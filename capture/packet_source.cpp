@@ -5,12 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <cstring>
 #include <stdexcept>
 
-#include "file_input.hpp"
-#include "pcapng_reader.hpp"
+#include "packet_source_input.hpp"
 
 namespace kmscope::capture {
 
@@ -164,16 +162,6 @@ std::optional<UdpDatagram> decode_udp(const L4& l4) {
 
 }  // namespace
 
-// The open input: a FILE* (stdio's buffering, for libpcap and the pcapng reader) on a cookie that reads
-// FileInput, which inflates gzip whatever the kind of file.
-struct PacketSource::Input {
-    std::unique_ptr<FileInput> input;
-    FILE* file = nullptr;
-    std::uint64_t size = 0;                // on-disk size, 0 when unknown
-    std::unique_ptr<char[]> buffer;        // stdio's buffer (outlives the FILE: members die after ~PacketSource)
-    std::unique_ptr<PcapngReader> pcapng;  // pcapng files; pcap files go through libpcap
-};
-
 namespace {
 
 ssize_t input_read(void* cookie, char* buf, size_t size) {
@@ -236,13 +224,21 @@ std::string Endpoint::to_string() const {
     char buf[64];
     if (!v6) {
         // By hand rather than snprintf: three per connection on a busy capture.
-        char* p = buf;
-        for (int i = 0; i < 4; ++i) {
-            p = std::to_chars(p, buf + sizeof buf, addr[static_cast<std::size_t>(i)]).ptr;
-            *p++ = i < 3 ? '.' : ':';
+        std::string out;
+        out.reserve(21);  // "255.255.255.255:65535"
+        auto put = [&out](unsigned v) {
+            char digits[5];
+            int n = 0;
+            do digits[n++] = static_cast<char>('0' + v % 10);
+            while ((v /= 10) != 0 && n < 5);
+            while (n > 0) out.push_back(digits[--n]);
+        };
+        for (std::size_t i = 0; i < 4; ++i) {
+            put(addr[i]);
+            out.push_back(i < 3 ? '.' : ':');
         }
-        p = std::to_chars(p, buf + sizeof buf, port).ptr;
-        return std::string(buf, p);
+        put(port);
+        return out;
     }
     // RFC 5952: lower case, longest run of two or more zero groups compressed.
     std::uint16_t g[8];
@@ -338,17 +334,17 @@ PacketSource::PacketSource(const std::string& path) : in_(std::make_unique<Input
 PacketSource::~PacketSource() {
     if (pcap_)
         pcap_close(pcap_);  // closes the FILE
-    else if (in_->file)
+    else if (in_ && in_->file)
         fclose(in_->file);
 }
 
 std::uint64_t PacketSource::offset() const {
-    long pos = in_->file ? std::ftell(in_->file) : -1;
+    long pos = in_ && in_->file ? std::ftell(in_->file) : -1;
     return pos < 0 ? 0 : static_cast<std::uint64_t>(pos);
 }
 
 double PacketSource::progress() const {
-    if (in_->size == 0) return -1;
+    if (!in_ || in_->size == 0) return -1;
     return std::min(1.0, static_cast<double>(in_->input->file_position()) / static_cast<double>(in_->size));
 }
 
@@ -359,6 +355,7 @@ std::string PacketSource::where() const {
 // A read error or damaged gzip below the format readers: that is the error to report, whatever the
 // reader made of the short read (libpcap says "error reading dump file: " and a stale errno).
 bool PacketSource::input_failed() {
+    if (!in_) return false;  // live: libpcap reports its own errors
     const auto& f = in_->input->failure();
     if (!f) return false;
     const std::string name = path_ == "-" ? std::string("<stdin>") : path_;
@@ -424,7 +421,7 @@ bool PacketSource::read_pcapng(const std::function<void(const TcpSegment&)>& on_
 }
 
 bool PacketSource::for_each_segment(const std::function<void(const TcpSegment&)>& on_segment) {
-    if (in_->pcapng) return read_pcapng(on_segment);
+    if (in_ && in_->pcapng) return read_pcapng(on_segment);
     const int link = pcap_datalink(pcap_);
     const std::string name = path_ == "-" ? std::string("<stdin>") : path_;
     if (!supported_link_type(link)) {
@@ -436,16 +433,24 @@ bool PacketSource::for_each_segment(const std::function<void(const TcpSegment&)>
     pcap_pkthdr* hdr = nullptr;
     const u_char* data = nullptr;
     for (;;) {
+        if (stop_ && stop_->load(std::memory_order_relaxed)) return true;
         int rc = pcap_next_ex(pcap_, &hdr, &data);
         if (rc == PCAP_ERROR_BREAK) return !input_failed();  // end of file (or of what could be inflated)
+        if (rc == 0) {  // live: nothing to read now
+            wait_for_packets();
+            if (on_tick_) on_tick_();
+            continue;
+        }
         if (rc != 1) {
             if (!input_failed())
                 error_ = name + ": at byte " + std::to_string(offset()) + where() + ": " + pcap_geterr(pcap_);
             return false;
         }
+        const auto frac = static_cast<std::uint64_t>(hdr->ts.tv_usec);  // nanoseconds when nanoseconds_
         const FileTime t{static_cast<std::uint64_t>(FileTime::from_unix(hdr->ts.tv_sec).ticks) +
-                         static_cast<std::uint64_t>(hdr->ts.tv_usec) / 100};  // tv_usec holds nanoseconds
+                         (nanoseconds_ ? frac / 100 : frac * 10)};
         deliver(link, t, ByteView(data, hdr->caplen), on_segment);
+        if (live_ && on_tick_) on_tick_();
     }
 }
 

@@ -7,6 +7,7 @@
 #include <pcap/pcap.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -74,14 +75,39 @@ inline constexpr std::uint8_t kRst = 0x04;
 inline constexpr std::uint8_t kAck = 0x10;
 }  // namespace tcpflag
 
-/// A capture file ("-" reads standard input; gzip is decompressed on the fly).
+/// How to capture live from a network interface.
+struct LiveOptions {
+    std::string interface;        // "eth0", "lo", "any"
+    std::string bpf_filter;       // tcpdump syntax; empty captures everything
+    int snaplen = 65535;          // bytes kept per packet (KMS messages fit in far less; TCP needs it all)
+    bool promiscuous = false;     // off by default: a monitor sees the traffic addressed to its host
+    int poll_milliseconds = 250;  // how often a quiet capture returns to check for stop and ticks
+};
+
+/// What libpcap counted on a live capture (pcap_stats).
+struct LiveStats {
+    std::uint64_t received = 0, dropped = 0, interface_dropped = 0;
+};
+
+/// A capture file ("-" reads standard input; gzip is decompressed on the fly), or a live interface.
 class PacketSource {
 public:
     /// Opens a pcap or pcapng file; throws std::runtime_error naming the file on failure.
     explicit PacketSource(const std::string& path);
+    /// Opens a network interface with libpcap (needs CAP_NET_RAW); throws std::runtime_error with
+    /// libpcap's reason (no such device, permission, a BPF filter that does not compile).
+    explicit PacketSource(const LiveOptions& live);
     ~PacketSource();
     PacketSource(const PacketSource&) = delete;
     PacketSource& operator=(const PacketSource&) = delete;
+
+    /// Live captures: `tick` runs on the reading thread at least every poll interval, with or without
+    /// traffic; reading ends (for_each_segment returns true) once `stop` is set, within one interval.
+    void set_tick_handler(std::function<void()> tick) { on_tick_ = std::move(tick); }
+    void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
+    /// Live captures: libpcap's counters (zeros for a file).
+    LiveStats live_stats() const;
+    bool live() const { return live_; }
 
     /// Also delivers UDP datagrams to `handler` (none are delivered without one).
     void set_udp_handler(std::function<void(const UdpDatagram&)> handler) { on_udp_ = std::move(handler); }
@@ -108,6 +134,7 @@ private:
     void deliver(int link_type, FileTime time, ByteView packet,
                  const std::function<void(const TcpSegment&)>& on_segment);
     bool input_failed();
+    void wait_for_packets() const;  // live: until a packet may be there, a poll interval or a signal
     std::string where() const;
     std::unique_ptr<Input> in_;
     pcap_t* pcap_ = nullptr;
@@ -116,6 +143,11 @@ private:
     std::uint64_t packets_ = 0;
     std::uint64_t skipped_ = 0;
     std::function<void(const UdpDatagram&)> on_udp_;
+    std::function<void()> on_tick_;
+    const std::atomic<bool>* stop_ = nullptr;
+    bool live_ = false;
+    int poll_milliseconds_ = 250;  // live: the longest wait for a packet before a tick
+    bool nanoseconds_ = true;  // libpcap's timestamps: nanoseconds, or microseconds where live capture has no finer
 };
 
 /// True for the link types decode_packet() understands.

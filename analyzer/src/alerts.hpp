@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "filter.hpp"
 #include "records.hpp"
 
 namespace kmscope::analyzer {
@@ -16,7 +18,7 @@ enum class AlertKind : std::uint8_t {
     FailedActivation,      // an exchange that is not ok: failed checks, an HRESULT, a fault, no response
     UnansweredConnection,  // a KMS port that never answered (the 0xC004F074 case)
     SrvLookupFailed,       // a _vlmcs._tcp SRV query answered with an error or with no SRV record
-    RogueServer,           // a KMS server whose answers show an emulator's tells
+    RogueServer,           // a KMS server not in --expect-server, or whose answers show an emulator's tells
 };
 
 struct Alert {
@@ -37,9 +39,14 @@ const char* alert_category(AlertKind kind);
 /// as rogue, so that each is reported once per run.
 class AlertRules {
 public:
+    /// `expected_servers` (--expect-server): when given, any other KMS server is rogue.
+    explicit AlertRules(std::vector<AddressMatch> expected_servers = {})
+        : expected_(std::move(expected_servers)) {}
     std::vector<Alert> check(const Record& record);
 
 private:
+    std::optional<std::string> rogue_reason(const ExchangeRecord& r) const;
+    std::vector<AddressMatch> expected_;
     std::set<std::string> rogue_reported_;  // servers ("ip:port")
 };
 

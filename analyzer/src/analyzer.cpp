@@ -75,16 +75,24 @@ Analyzer::Analyzer(Options options, const ProductTable& products, std::FILE* out
       printer_(make_printer(opt_.format, products, out)),
       summary_(opt_.summary ? std::make_unique<Summary>(products) : nullptr),
       report_(opt_.html ? std::make_unique<HtmlReport>(products) : nullptr),
-      pipe_([this](Record& r) { output(r); }) {}
+      alert_rules_(opt_.expect_servers),
+      pipe_([this](Record& r) { output(r); }, opt_.live ? 1 : 256) {}
 
 Analyzer::~Analyzer() = default;
 
 void Analyzer::output(Record& record) {
     if (!passes(opt_.filters, record, products_)) return;
+    if (before_output_) before_output_();
     printer_->print(record);
+    if (opt_.alerts)
+        for (const Alert& a : alert_rules_.check(record)) {
+            printer_->alert(a, record);
+            ++totals_.alerts;
+        }
     if (report_) report_->add(record);
     if (auto* x = std::get_if<ExchangeRecord>(&record)) {
         ++totals_.exchanges;
+        ++totals_.exchanges_seen;
         ++(x->x.ok() ? totals_.ok : totals_.not_ok);
         if (summary_) summary_->add(*x);
     } else if (summary_) {
@@ -202,10 +210,41 @@ void Analyzer::on_udp(const std::string& file, const capture::UdpDatagram& d) {
 
 bool Analyzer::run(const std::string& path) {
     ++totals_.files;
-    const std::string file = path;
     bool ok = true;
     try {
         capture::PacketSource source(path);
+        ok = read(source, path);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "kms-analyze: %s\n", e.what());
+        ok = false;
+    }
+    pipe_.drain();  // this file's records are out before the next file (and before its errors)
+    std::fflush(out_);
+    if (!ok) ++totals_.bad_files;
+    return ok;
+}
+
+bool Analyzer::run_live(const capture::LiveOptions& live, const std::atomic<bool>& stop,
+                        const std::function<void(const capture::PacketSource&)>& tick) {
+    bool ok = true;
+    const std::string name = "live:" + live.interface;  // records point at it until the pipe is drained
+    try {
+        capture::PacketSource source(live);
+        if (on_open_) on_open_();
+        source.set_stop_flag(&stop);
+        ok = read(source, name, [&] { tick(source); });
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "kms-analyze: %s\n", e.what());
+        ok = false;
+    }
+    pipe_.drain();
+    std::fflush(out_);
+    return ok;
+}
+
+bool Analyzer::read(capture::PacketSource& source, const std::string& file, const std::function<void()>& tick) {
+    bool ok = true;
+    try {
         capture::TcpSplit split([&](const capture::TcpConnection& c,
                                     std::vector<Event>&& events) { on_events(file, c, std::move(events)); },
                                 opt_.limits);
@@ -239,8 +278,8 @@ bool Analyzer::run(const std::string& path) {
                 flush_if_full();
             });
             std::uint64_t n = 0;
-            const bool show = opt_.progress;
-            ok = source.for_each_segment([&](const capture::TcpSegment& s) {
+            const bool show = opt_.progress && !source.live();
+            auto on_segment = [&](const capture::TcpSegment& s) {
                 // Every segment goes through skip_payload(): SYN, FIN and RST end what it knows.
                 if (ignored.skip_payload(s, opt_.limits.idle_ticks) && !s.payload.empty())
                     batch.add_without_payload(s);
@@ -254,7 +293,16 @@ bool Analyzer::run(const std::string& path) {
                     else
                         std::fprintf(stderr, "\r%s: %llu packets", file.c_str(), static_cast<unsigned long long>(n));
                 }
+            };
+            // Live: what the interface gave is passed on at every poll, not when a batch is full.
+            source.set_tick_handler([&] {
+                if (!batch.empty()) {
+                    reassembly.push(std::move(batch));
+                    batch = PacketBatch();
+                }
+                if (tick) tick();
             });
+            ok = source.for_each_segment(on_segment);
             if (!batch.empty()) reassembly.push(std::move(batch));
             if (show && n >= 0x10000) std::fprintf(stderr, "\r\033[K");
         }  // the reassembly thread has seen every packet
@@ -269,9 +317,6 @@ bool Analyzer::run(const std::string& path) {
         std::fprintf(stderr, "kms-analyze: %s\n", e.what());
         ok = false;
     }
-    pipe_.drain();  // this file's records are out before the next file (and before its errors)
-    std::fflush(out_);
-    if (!ok) ++totals_.bad_files;
     return ok;
 }
 

@@ -4,6 +4,8 @@
 // an output thread, in the order they were found. Everything above TCP is the core's.
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -32,11 +34,16 @@ struct Options {
     std::vector<Filter> filters;
     std::set<std::uint16_t> kms_ports{1688};
     capture::TcpLimits limits;
+    bool alerts = false;                     // print alert events (alerts.hpp) after their records
+    std::vector<AddressMatch> expect_servers;  // --expect-server: any other KMS server is rogue
+    bool live = false;                       // records leave one by one, not in batches
 };
 
 /// Totals over everything analysed.
 struct Totals : ExchangeTotals {
     std::uint64_t files = 0, bad_files = 0;
+    // Read by the live statistics line on the reading thread.
+    std::atomic<std::uint64_t> alerts{0}, exchanges_seen{0};
 };
 
 class Analyzer {
@@ -46,6 +53,15 @@ public:
     /// Analyses one file ("-" is standard input); returns false (after printing why on stderr) when it
     /// could not be opened or is corrupt; what was read before the damage is still reported.
     bool run(const std::string& path);
+    /// Captures live from an interface until `stop` is set (within one poll interval); `tick` runs on the
+    /// reading thread at every poll and packet (statistics, reopening). False when the interface could
+    /// not be opened or reading failed (said on stderr).
+    bool run_live(const capture::LiveOptions& live, const std::atomic<bool>& stop,
+                  const std::function<void(const capture::PacketSource&)>& tick);
+    /// Runs once the live interface is open, before any packet: where privileges are dropped.
+    void on_open(std::function<void()> hook) { on_open_ = std::move(hook); }
+    /// Runs on the output thread before each record is printed (reopening the output on SIGHUP).
+    void before_output(std::function<void()> hook) { before_output_ = std::move(hook); }
     /// Prints the closing line of the table and the --summary report.
     void finish();
     const Totals& totals() const { return totals_; }
@@ -55,6 +71,8 @@ private:
     void on_events(const std::string& file, const capture::TcpConnection& c, std::vector<Event>&& events);
     void on_end(const std::string& file, const capture::TcpConnection& c);
     void on_udp(const std::string& file, const capture::UdpDatagram& d);
+    // Reads one source to its end (or its stop flag); `file` names it in records and must outlive them.
+    bool read(capture::PacketSource& source, const std::string& file, const std::function<void()>& tick = {});
     // On the output thread.
     void output(Record& record);
 
@@ -70,6 +88,8 @@ private:
     std::set<std::uint16_t> seen_kms_ports_;
     // Unanswered connections, by server port, on ports not yet known to be KMS.
     std::vector<std::pair<std::uint16_t, ConnectionRecord>> candidates_;
+    AlertRules alert_rules_;
+    std::function<void()> on_open_, before_output_;
     BatchPipe<Record> pipe_;  // last: its thread stops before the rest is destroyed
 };
 

@@ -9,7 +9,6 @@
 #include <map>
 #include <optional>
 
-#include "alerts.hpp"
 #include "community_id.hpp"
 #include "printer.hpp"
 #include "record_fields.hpp"
@@ -93,10 +92,11 @@ public:
         last_time_ = flow.time;
         count(record);
         write_event(record, flow, nullptr);
-        for (const Alert& a : rules_.check(record)) {
-            ++alerts_[alert_name(a.kind)];
-            write_event(record, flow, &a);
-        }
+    }
+
+    void alert(const Alert& a, const Record& record) override {
+        ++alerts_[alert_name(a.kind)];
+        write_event(record, flow_of(record), &a);
     }
 
     void finish() override {
@@ -190,7 +190,6 @@ private:
     std::FILE* out_;
     rapidjson::StringBuffer buffer_;
     rapidjson::Writer<rapidjson::StringBuffer> w_;
-    AlertRules rules_;
     std::optional<FileTime> last_time_;
     std::map<std::string, std::uint64_t> counts_{{"exchanges", 0}, {"ok", 0}, {"failed", 0},
                                                  {"connections", 0}, {"unanswered", 0}, {"dns", 0}};

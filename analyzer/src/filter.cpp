@@ -46,6 +46,8 @@ bool parse_address(std::string_view text, AddressMatch& m) {
     return false;
 }
 
+}  // namespace
+
 // The forms of client= and server=: ADDR, ADDR:PORT, [V6], [V6]:PORT, ADDR/N.
 std::optional<AddressMatch> parse_address_match(std::string_view v) {
     AddressMatch m;
@@ -86,6 +88,8 @@ bool endpoint_matches(const std::string& endpoint, const AddressMatch& m) {
     const auto mask = static_cast<std::uint8_t>(0xFF << (8 - rest));
     return (e.addr[whole] & mask) == (m.addr[whole] & mask);
 }
+
+namespace {
 
 // version=: an optional "v", a major number and an optional ".minor" (the JSON's "6.0", the table's "v6").
 std::optional<VersionMatch> parse_version_match(std::string_view v) {

@@ -26,6 +26,11 @@ struct AddressMatch {
     std::optional<std::uint16_t> port;
 };
 
+/// ADDR, ADDR:PORT, [V6], [V6]:PORT or ADDR/N; nullopt for anything else.
+std::optional<AddressMatch> parse_address_match(std::string_view text);
+/// A record's "ip:port" or "[v6]:port" endpoint against an address match.
+bool endpoint_matches(const std::string& endpoint, const AddressMatch& m);
+
 /// version=: "6", "6.0", "v6" (the table's form), "v6.0".
 struct VersionMatch {
     std::uint16_t major = 0;

@@ -44,6 +44,13 @@ public:
         buffer_.Put('\n');
         std::fwrite(buffer_.GetString(), 1, buffer_.GetSize(), out_);
     }
+    void alert(const Alert& a, const Record& record) override {
+        buffer_.Clear();
+        writer_.Reset(buffer_);
+        fields::write_alert(writer_, a, record);
+        buffer_.Put('\n');
+        std::fwrite(buffer_.GetString(), 1, buffer_.GetSize(), out_);
+    }
 
 private:
     const ProductTable& products_;

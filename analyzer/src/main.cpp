@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "analyzer.hpp"
+#include "live.hpp"
 #include "kmscope/version.hpp"
 
 int main(int argc, char** argv) {
@@ -24,11 +25,40 @@ int main(int argc, char** argv) {
     std::string products_file, format = "table";
     bool summary = false, strict = false, no_progress = false;
     std::string html_file;
+    bool alerts = false;
+    std::vector<std::string> expect_servers;
+    LiveSettings live;
     Options opt;
     std::size_t max_conns = opt.limits.max_connections;
     double idle_seconds = static_cast<double>(opt.limits.idle_ticks) / 1e7;
-    app.add_option("files", files, "pcap or pcapng files (gzip is read transparently; - for standard input)")
-        ->required();
+    app.add_option("files", files, "pcap or pcapng files (gzip is read transparently; - for standard input)");
+    auto* live_opt = app.add_option("--live", live.capture.interface,
+                                    "capture live from this interface (lo, eth0, any) until SIGINT or SIGTERM; "
+                                    "exchanges and alerts are printed as they complete");
+    app.add_option("--bpf", live.capture.bpf_filter, "with --live: a capture filter (tcpdump syntax)")
+        ->needs(live_opt);
+    app.add_option("--snaplen", live.capture.snaplen, "with --live: bytes kept per packet")
+        ->check(CLI::Range(64, 262144))
+        ->needs(live_opt);
+    app.add_flag("--promiscuous", live.capture.promiscuous, "with --live: promiscuous mode (off by default)")
+        ->needs(live_opt);
+    app.add_option("--user", live.user,
+                   "with --live as root: the user to become once the interface is open (root keeps root)")
+        ->default_str("nobody")
+        ->needs(live_opt);
+    app.add_option("--stats-interval", live.stats_seconds,
+                   "with --live: seconds between statistics lines on stderr (0: only at the end)")
+        ->check(CLI::NonNegativeNumber)
+        ->default_str("60")
+        ->needs(live_opt);
+    app.add_option("--output,-o", live.output_path,
+                   "write records to this file (appended) instead of standard output; reopened on SIGHUP");
+    app.add_flag("--alerts", alerts,
+                 "print alert events after their records (always with --live and --format eve)");
+    app.add_option("--expect-server", expect_servers,
+                   "a legitimate KMS server (address, address:port or CIDR; repeatable): any other server "
+                   "answering KMS raises a rogue_server alert")
+        ->allow_extra_args(false);
     app.add_option("--format,-f", format,
                    "output format: table, json (JSON lines), csv, or eve (Suricata EVE JSON lines with alerts)")
         ->check(CLI::IsMember({"table", "json", "csv", "eve"}))
@@ -65,6 +95,20 @@ int main(int argc, char** argv) {
                      "--format json --summary writes the summary\n";
         return 2;
     }
+    if (files.empty() == live.capture.interface.empty()) {
+        std::cerr << "kms-analyze: give capture files or --live INTERFACE (one of the two)\n";
+        return 2;
+    }
+    for (const auto& e : expect_servers) {
+        auto m = parse_address_match(e);
+        if (!m) {
+            std::cerr << "kms-analyze: --expect-server '" << e << "' is not an address, address:port or CIDR\n";
+            return 2;
+        }
+        opt.expect_servers.push_back(*m);
+    }
+    opt.live = !live.capture.interface.empty();
+    opt.alerts = alerts || opt.live || opt.format == Format::Eve || !opt.expect_servers.empty();
     opt.summary = summary;
     opt.progress = !no_progress && isatty(STDERR_FILENO);
     opt.limits.max_connections = max_conns;
@@ -93,13 +137,22 @@ int main(int argc, char** argv) {
         return 2;
     }
     opt.html = html;
+    std::FILE* out = stdout;
+    if (!live.output_path.empty() && !(out = std::fopen(live.output_path.c_str(), "a"))) {
+        std::cerr << "kms-analyze: " << live.output_path << ": " << std::strerror(errno) << "\n";
+        return 2;
+    }
     static char out_buffer[1 << 20];
-    std::setvbuf(stdout, out_buffer, _IOFBF, sizeof out_buffer);
-    Analyzer analyzer(opt, products, stdout);
+    if (opt.live)
+        std::setvbuf(out, nullptr, _IOLBF, 0);  // each record as it completes
+    else
+        std::setvbuf(out, out_buffer, _IOFBF, sizeof out_buffer);
+    Analyzer analyzer(opt, products, out);
+    if (opt.live) return run_live(analyzer, live, out);
     bool inputs_ok = true;
     for (const auto& file : files) inputs_ok = analyzer.run(file) && inputs_ok;
     analyzer.finish();
-    std::fflush(stdout);
+    std::fflush(out);
     if (html) {
         const bool failed = std::ferror(html) != 0;
         if (std::fclose(html) != 0 || failed) {

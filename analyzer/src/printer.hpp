@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "alerts.hpp"
 #include "kmscope/products.hpp"
 #include "records.hpp"
 
@@ -16,6 +17,8 @@ class Printer {
 public:
     virtual ~Printer() = default;
     virtual void print(const Record& record) = 0;
+    /// An alert the record raised (alerts.hpp), right after the record; CSV has no row for it.
+    virtual void alert(const Alert&, const Record&) {}
     /// After the last record of the last file (EVE's closing stats event).
     virtual void finish() {}
 };

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "alerts.hpp"
 #include "kmscope/epid.hpp"
 #include "kmscope/products.hpp"
 #include "kmscope/status.hpp"
@@ -278,6 +279,32 @@ void write_fields(W& w, const DnsRecord& r, const ProductTable&) {
         w.EndObject();
     }
     w.EndArray();
+    w.EndObject();
+}
+
+/// An alert of --format json: what it is, and the record's time and ends (the record itself is the
+/// line before it).
+template <class W>
+void write_alert(W& w, const Alert& a, const Record& record) {
+    w.StartObject();
+    key(w, "kind"), plain(w, "alert");
+    std::visit(
+        [&](const auto& r) {
+            using T = std::decay_t<decltype(r)>;
+            if constexpr (std::is_same_v<T, ExchangeRecord>)
+                key(w, "ts"), time(w, r.time());
+            else if constexpr (std::is_same_v<T, ConnectionRecord>)
+                key(w, "ts"), time(w, r.first_seen);
+            else
+                key(w, "ts"), time(w, r.time);
+            key(w, "file"), text(w, *r.file);
+            endpoints(w, r);
+        },
+        record);
+    key(w, "alert"), plain(w, alert_name(a.kind));
+    key(w, "signature_id"), w.Uint64(alert_signature_id(a.kind));
+    key(w, "severity"), w.Uint64(static_cast<unsigned>(alert_severity(a.kind)));
+    key(w, "signature"), text(w, a.signature);
     w.EndObject();
 }
 

@@ -42,6 +42,15 @@ public:
         }
         std::visit([&](const auto& r) { line(r); }, record);
     }
+    // Under the record that raised it, with its ends, so that a terminal shows what to look at.
+    void alert(const Alert& a, const Record& record) override {
+        std::visit(
+            [&](const auto& r) {
+                std::fprintf(out_, "%-28s  %-23s  %-23s  ALERT %s: %s\n", "", r.client.c_str(), r.server.c_str(),
+                             alert_name(a.kind), a.signature.c_str());
+            },
+            record);
+    }
 
 private:
     void line(const ExchangeRecord& r) {
