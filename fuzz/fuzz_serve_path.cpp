@@ -16,6 +16,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -34,7 +35,7 @@ using namespace kmscope;
 
 namespace {
 
-bool g_fail_sync = false;  // the next syncs fail
+std::atomic<bool> g_fail_sync{false};  // the next syncs fail (they run on the store's sync thread)
 
 // EIO while g_fail_sync is set, else the C library's function `name`.
 int sync_or_fail(const char* name, int fd) {
@@ -141,15 +142,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         ByteView chunk = stream.subspan(pos, n);
         pos += n;
         Bytes out;
+        const std::uint64_t mark = path.mark();
         auto got = path.receive(conn, "fuzz", chunk, out, clock, rng);
         if (!got.failure.empty()) break;  // serve closes the connection without an answer
         closed = got.close;
-        const bool waited = path.must_wait();
         bool withdrawn = false;
-        if (waited) {
+        if (got.stored) {
             const bool fail = (fail_mask >> (syncs++ % 8)) & 1;
             g_fail_sync = fail;
-            std::string err = path.end_batch();
+            std::string err = path.end_batch_and_wait(mark);
             g_fail_sync = false;
             // Statistics alone need no sync: only a batch with counts can fail, and only by the disk.
             FUZZ_CHECK(err.empty() || fail);
@@ -160,7 +161,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         check_answers(out, withdrawn);
     }
-    // Any sync failure left uncommitted state behind: a later input starts from a clean batch.
-    if (path.must_wait()) (void)path.end_batch();
+    // A request cut off by a failure may have left the batch's transaction open: a later input starts
+    // from a clean batch.
+    (void)path.end_batch_and_wait(path.mark());
     return 0;
 }

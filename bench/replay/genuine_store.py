@@ -9,7 +9,9 @@ The server runs `serve --count-policy genuine --db DIR/cmids.db --quiet` on 127.
 `send --vary-cmid` (every request a fresh CMID) in consecutive 10 s windows, one `send` per window, until
 --cmids distinct CMIDs were acknowledged or --max-seconds passed. A thread samples the size of
 `cmids.db-wal` every 0.1 s. Then the same load for 10 s against `--count-policy fixed` with the same
-database flags, and without a database. Prints one JSON object (and a table on stderr)."""
+database flags, and without a database. Every run writes an --ack-file (the genuine run needs it to show
+that every acknowledged CMID was stored; the load generator pays one write per answer for it, so the
+fixed runs write one too: the same load). Prints one JSON object (and a table on stderr)."""
 import argparse
 import json
 import os
@@ -110,10 +112,10 @@ def main():
     genuine_rate = windows[0] if windows else 0
     p, addr = start(a.kms_replay, work, "--count-policy", "fixed", "--db", os.path.join(work, "fixed.db"),
                     "--db-sync", a.db_sync)
-    fixed_db = window(a.kms_replay, addr, 10, a.concurrency)["answered"] / 10
+    fixed_db = window(a.kms_replay, addr, 10, a.concurrency, os.path.join(work, "fixed.acks"))["answered"] / 10
     stop(p)
     p, addr = start(a.kms_replay, work, "--count-policy", "fixed")
-    fixed = window(a.kms_replay, addr, 10, a.concurrency)["answered"] / 10
+    fixed = window(a.kms_replay, addr, 10, a.concurrency, os.path.join(work, "fixed.acks"))["answered"] / 10
     stop(p)
     res = {
         "distinct_cmids": total, "acknowledged": acked, "stored": stored, "windows_per_s": [round(w) for w in windows],

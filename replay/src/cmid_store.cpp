@@ -67,6 +67,17 @@ std::string open_file_name(dev_t dev, ino_t ino) {
     return name;
 }
 
+/// Asks a thread that waits on `cv` for `stop` to end, and joins it.
+void stop_thread(std::thread& t, std::mutex& mu, std::condition_variable& cv, bool& stop) {
+    if (!t.joinable()) return;
+    {
+        std::lock_guard lock(mu);
+        stop = true;
+        cv.notify_all();
+    }
+    t.join();
+}
+
 }  // namespace
 
 SqliteCmidStore::SqliteCmidStore(const std::string& path, SyncMode sync, bool read_only)
@@ -124,6 +135,9 @@ void SqliteCmidStore::open_db() {
     begin_ = prepare("BEGIN IMMEDIATE");
     commit_ = prepare("COMMIT");
     rollback_ = prepare("ROLLBACK");
+    savepoint_ = prepare("SAVEPOINT request");
+    release_ = prepare("RELEASE request");
+    rollback_to_ = prepare("ROLLBACK TO request");
     struct stat st {};
     if (::stat(path_.c_str(), &st) != 0)
         throw std::runtime_error(path_ + ": " + std::strerror(errno) + " right after opening it");
@@ -132,6 +146,7 @@ void SqliteCmidStore::open_db() {
     last_check_ns_ = now_ns();
     sqlite3_wal_hook(db_, &SqliteCmidStore::on_wal, this);
     start_checkpointer();
+    if (sync_ == SyncMode::Full) start_syncer();
 }
 
 int SqliteCmidStore::on_wal(void* self, sqlite3* db, const char*, int frames) {
@@ -171,18 +186,56 @@ void SqliteCmidStore::start_checkpointer() {
 }
 
 void SqliteCmidStore::stop_checkpointer() {
-    if (!checkpointer_.joinable()) return;
-    {
-        std::lock_guard lock(ck_mu_);
-        ck_stop_ = true;
-        ck_cv_.notify_one();
+    stop_thread(checkpointer_, ck_mu_, ck_cv_, ck_stop_);
+}
+
+void SqliteCmidStore::start_syncer() {
+    if (syncer_.joinable()) return;  // open_db() again after a recovery: the thread carries on
+    sync_stop_ = false;
+    syncer_ = std::thread([this] { sync_loop(); });
+}
+
+void SqliteCmidStore::stop_syncer() {
+    stop_thread(syncer_, mu_, sync_cv_, sync_stop_);
+}
+
+// One fdatasync of the WAL covers every commit written before it began (group commit); it runs here,
+// without the store's lock, so that the event loop collects and commits the next batch meanwhile. The
+// descriptor is a dup of ours: close_db() may close the original while a sync runs.
+void SqliteCmidStore::sync_loop() {
+    std::unique_lock lock(mu_);
+    while (true) {
+        sync_cv_.wait(lock, [this] { return sync_stop_ || committed_ > synced_; });
+        if (sync_stop_) return;
+        const std::uint64_t target = committed_;
+        int fd = wal_fd_ >= 0 ? ::fcntl(wal_fd_, F_DUPFD_CLOEXEC, 0) : -1;
+        lock.unlock();
+        std::string err;
+        if (fd < 0) {
+            err = "no WAL file to sync";
+        } else {
+            int rc;
+            do rc = ::fdatasync(fd);
+            while (rc != 0 && errno == EINTR);
+            if (rc != 0) err = std::strerror(errno);
+            ::close(fd);
+        }
+        lock.lock();
+        // fsyncgate: after a failed fdatasync the kernel may have dropped the dirty pages, so a later
+        // successful sync proves nothing about these commits. They are lost for good.
+        if (!err.empty() && target > synced_) lose(synced_ + 1, target, "sqlite: sync of the WAL failed: " + err);
+        synced_ = std::max(synced_, target);
+        sync_cv_.notify_all();  // wait()
+        if (notify_synced_) notify_synced_();
     }
-    checkpointer_.join();
 }
 
 void SqliteCmidStore::close_db() {
     stop_checkpointer();  // first: the last connection to close checkpoints and removes the WAL
-    for (auto** s : {&touch_, &count_, &bounded_count_, &stat_, &last_, &begin_, &commit_, &rollback_}) {
+    if (wal_fd_ >= 0) ::close(wal_fd_);
+    wal_fd_ = -1;
+    for (auto** s : {&touch_, &count_, &bounded_count_, &stat_, &last_, &begin_, &commit_, &rollback_, &savepoint_,
+                     &release_, &rollback_to_}) {
         sqlite3_finalize(*s);
         *s = nullptr;
     }
@@ -191,7 +244,12 @@ void SqliteCmidStore::close_db() {
 }
 
 SqliteCmidStore::~SqliteCmidStore() {
-    if (db_ && !read_only_) flush_locked();
+    stop_syncer();
+    if (db_ && !read_only_) {
+        std::lock_guard lock(mu_);
+        std::string ignored;
+        end_batch_locked(ignored);  // a batch nobody ended (tests): its writes are kept
+    }
     close_db();
 }
 
@@ -234,13 +292,86 @@ void SqliteCmidStore::rollback() noexcept {
     sqlite3_step(rollback_);
 }
 
+void SqliteCmidStore::step(sqlite3_stmt* s, const char* what) {
+    Use u{s};
+    if (sqlite3_step(s) != SQLITE_DONE) fail(what);
+}
+
+void SqliteCmidStore::open_batch() {
+    if (open_) return;
+    if (lost_.empty()) maybe_check_path();
+    if (!lost_.empty()) throw StoreUnavailable(lost_);
+    try {
+        begin();
+    } catch (const std::exception& e) {
+        rollback();
+        check_path();
+        throw StoreUnavailable(e.what());
+    }
+    open_ = next_++;
+}
+
+bool SqliteCmidStore::commit_batch() {
+    const std::uint64_t seq = open_;
+    open_ = 0;
+    bool ok = true;
+    try {
+        commit();
+        ++commits_;
+    } catch (const std::exception& e) {
+        rollback();
+        lose(seq, seq, e.what());
+        check_after_batch_ = true;
+        ok = false;
+    }
+    committed_ = seq;
+    if (wal_fd_ < 0 && sync_ == SyncMode::Full && db_) {
+        // The WAL exists once something was committed. Its directory entry is synced once, as SQLite
+        // does at the first sync of a new journal.
+        wal_fd_ = ::open((path_ + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
+        if (wal_fd_ >= 0) fsync_dir_of(path_);
+    }
+    if (check_after_batch_) {
+        check_after_batch_ = false;
+        check_path();
+    }
+    sync_cv_.notify_all();
+    return ok;
+}
+
+void SqliteCmidStore::undo_request(const std::string& why) {
+    if (!sqlite3_get_autocommit(db_)) {
+        // Only this request is undone; the batch's earlier writes stay in the transaction.
+        Use u{rollback_to_};
+        Use r{release_};
+        if (sqlite3_step(rollback_to_) != SQLITE_DONE || sqlite3_step(release_) != SQLITE_DONE) rollback();
+    }
+    if (sqlite3_get_autocommit(db_)) {
+        // SQLite rolled the whole transaction back (a full disk, an I/O error): every answer that
+        // counted on it is lost.
+        lose(open_, open_, why);
+        committed_ = open_;
+        open_ = 0;
+        check_path();
+        sync_cv_.notify_all();
+    } else {
+        check_after_batch_ = true;
+    }
+}
+
+void SqliteCmidStore::lose(std::uint64_t first, std::uint64_t last, const std::string& why) {
+    losses_.push_back({first, last, why});
+    if (losses_.size() > kMaxLosses) losses_.pop_front();
+}
+
 void SqliteCmidStore::maybe_check_path() {
-    if (++writes_ % kCheckEvery == 0 || now_ns() - last_check_ns_ > 1'000'000'000) check_path();
+    if (writes_ >= kCheckEvery || now_ns() - last_check_ns_ > 1'000'000'000) check_path();
 }
 
 void SqliteCmidStore::check_path() {
     if (read_only_ || !lost_.empty() || !db_) return;
     last_check_ns_ = now_ns();
+    writes_ = 0;
     struct stat st {};
     int rc = ::stat(path_.c_str(), &st);
     if (rc == 0 && st.st_dev == dev_ && st.st_ino == ino_) return;
@@ -256,7 +387,15 @@ void SqliteCmidStore::check_path() {
         event("error: " + lost_ + " (the file there is left alone; the open database keeps every row)");
         return;
     }
-    recover(why, moved_to);
+    // Every commit so far is in the recovered copy (the backup API copies what the open connection
+    // sees, and the copy is synced), or, when recovery failed, may be nowhere safe.
+    if (recover(why, moved_to)) {
+        synced_ = std::max(synced_, committed_);
+    } else if (committed_ > synced_) {
+        lose(synced_ + 1, committed_, lost_);
+        synced_ = committed_;
+    }
+    sync_cv_.notify_all();
 }
 
 // The open connection still reads the unlinked file (and its WAL): every acknowledged row is there.
@@ -326,12 +465,11 @@ bool SqliteCmidStore::recover(const std::string& why, const std::string& moved_t
 std::uint64_t SqliteCmidStore::touch_and_count(const Guid& kms_id, const Guid& cmid, FileTime t, FileTime since,
                                                std::uint64_t limit) {
     std::lock_guard lock(mu_);
-    if (lost_.empty()) maybe_check_path();
-    if (!lost_.empty()) throw StoreUnavailable(lost_);
+    open_batch();
     auto k = kms_id.to_string(), c = cmid.to_string();
     std::uint64_t n = 0;
     try {
-        begin();
+        step(savepoint_, "savepoint");
         {
             Use u{touch_};
             sqlite3_bind_text(touch_, 1, k.c_str(), -1, SQLITE_TRANSIENT);
@@ -347,51 +485,99 @@ std::uint64_t SqliteCmidStore::touch_and_count(const Guid& kms_id, const Guid& c
             if (sqlite3_step(bounded_count_) != SQLITE_ROW) fail("count");
             n = static_cast<std::uint64_t>(sqlite3_column_int64(bounded_count_, 0));
         }
-        commit();
+        step(release_, "release");
     } catch (const std::exception& e) {
-        rollback();
-        check_path();
+        undo_request(e.what());
         throw StoreUnavailable(e.what());
     }
-    unsynced_ = unsynced_ || sync_ == SyncMode::Full;
+    ++writes_;
     return n;
 }
 
-bool SqliteCmidStore::dirty() {
+std::uint64_t SqliteCmidStore::batch_mark() {
     std::lock_guard lock(mu_);
-    return unsynced_ || !pending_stats_.empty();
+    return open_ ? open_ : next_;
 }
 
-std::string SqliteCmidStore::flush() {
+BatchTicket SqliteCmidStore::end_batch(std::uint64_t mark, std::string& stats_error) {
     std::lock_guard lock(mu_);
-    return flush_locked();
+    end_batch_locked(stats_error);
+    return BatchTicket{mark, next_ - 1};
 }
 
-std::string SqliteCmidStore::end_batch() {
+void SqliteCmidStore::end_batch_locked(std::string& stats_error) {
+    stats_error.clear();
+    if (!open_) {
+        stats_error = flush_locked();  // statistics alone (fixed counts): their own transaction
+        return;
+    }
+    bool stats_in = false;
+    if (!pending_stats_.empty() || !pending_last_.empty()) {
+        try {
+            step(savepoint_, "savepoint");
+            write_stats();
+            step(release_, "release");
+            stats_in = true;
+        } catch (const std::exception& e) {
+            stats_error = e.what();  // kept for the next batch
+            undo_request(e.what());
+            if (!open_) return;
+        }
+    }
+    if (commit_batch() && stats_in) {
+        pending_stats_.clear();
+        pending_last_.clear();
+    }
+}
+
+BatchOutcome SqliteCmidStore::outcome(const BatchTicket& ticket) {
     std::lock_guard lock(mu_);
-    std::string err = flush_locked();
-    if (!unsynced_ || !db_) return err;
-    sqlite3_file* f = nullptr;
-    // The WAL's file object (SQLITE_FCNTL_JOURNAL_POINTER gives the WAL in WAL mode).
-    if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK || !f || !f->pMethods)
-        throw StoreUnavailable("sqlite: no WAL file to sync");
-    int rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
-    if (rc != SQLITE_OK) throw StoreUnavailable(std::string("sqlite: sync of the WAL failed: ") + sqlite3_errstr(rc));
-    unsynced_ = false;
-    return err;
+    return outcome_locked(ticket);
+}
+
+BatchOutcome SqliteCmidStore::outcome_locked(const BatchTicket& ticket) const {
+    for (const auto& loss : losses_)
+        if (loss.first <= ticket.last && ticket.first <= loss.last) return {BatchOutcome::Lost, loss.why};
+    if (ticket.last < ticket.first) return {BatchOutcome::Durable, ""};  // nothing written
+    if (!losses_.empty() && ticket.first < losses_.front().first && losses_.size() == kMaxLosses)
+        return {BatchOutcome::Lost, "too many failures to tell whether this batch was saved"};
+    if (committed_ < ticket.last || (open_ && open_ <= ticket.last)) return {BatchOutcome::Pending, ""};
+    if (sync_ == SyncMode::Full && synced_ < ticket.last) return {BatchOutcome::Pending, ""};
+    return {BatchOutcome::Durable, ""};
+}
+
+std::string SqliteCmidStore::wait(const BatchTicket& ticket) {
+    std::unique_lock lock(mu_);
+    BatchOutcome o;
+    sync_cv_.wait(lock, [&] { return (o = outcome_locked(ticket)).state != BatchOutcome::Pending; });
+    return o.state == BatchOutcome::Lost ? o.why : "";
+}
+
+void SqliteCmidStore::on_synced(std::function<void()> f) {
+    std::lock_guard lock(mu_);
+    notify_synced_ = std::move(f);
+}
+
+std::uint64_t SqliteCmidStore::commits() {
+    std::lock_guard lock(mu_);
+    return commits_;
 }
 
 void SqliteCmidStore::touch(const Guid& kms_id, const Guid& cmid, FileTime t) {
     std::lock_guard lock(mu_);
     if (!db_) throw StoreUnavailable(lost_);
+    open_batch();  // committed with the batch, as touch_and_count
     auto k = kms_id.to_string(), c = cmid.to_string();
     Use u{touch_};
     sqlite3_bind_text(touch_, 1, k.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(touch_, 2, c.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(touch_, 3, ticks(t));
-    // Autocommit: the entry is committed when step returns, before the response is sent.
     if (sqlite3_step(touch_) != SQLITE_DONE) fail("touch");
-    unsynced_ = unsynced_ || sync_ == SyncMode::Full;
+}
+
+std::string SqliteCmidStore::flush() {
+    std::lock_guard lock(mu_);
+    return flush_locked();
 }
 
 std::uint64_t SqliteCmidStore::count_since(const Guid& kms_id, FileTime since) {
@@ -426,6 +612,7 @@ void SqliteCmidStore::record_request(const std::string& kms_id, std::uint32_t li
 std::string SqliteCmidStore::flush_locked() {
     if (pending_stats_.empty() && pending_last_.empty()) return "";
     if (!lost_.empty()) return lost_;
+    if (open_) return "a batch is open";  // written when it ends
     // Statistics do not wait for a lock (the answers wait for this flush): retried at the next batch.
     sqlite3_busy_timeout(db_, 0);
     struct Restore {
@@ -434,23 +621,7 @@ std::string SqliteCmidStore::flush_locked() {
     } restore{db_};
     try {
         begin();
-        for (const auto& [key, n] : pending_stats_) {
-            const auto& [kms_id, license_status, result] = key;
-            Use u{stat_};
-            sqlite3_bind_text(stat_, 1, kms_id.c_str(), -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(stat_, 2, license_status);
-            sqlite3_bind_text(stat_, 3, result.c_str(), -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(stat_, 4, static_cast<std::int64_t>(n));
-            if (sqlite3_step(stat_) != SQLITE_DONE) fail("record the request statistics");
-        }
-        for (const auto& [kms_id, l] : pending_last_) {
-            Use u{last_};
-            sqlite3_bind_text(last_, 1, kms_id.c_str(), -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(last_, 2, l.count);
-            sqlite3_bind_int64(last_, 3, l.n_policy);
-            sqlite3_bind_int64(last_, 4, l.time);
-            if (sqlite3_step(last_) != SQLITE_DONE) fail("record the last count");
-        }
+        write_stats();
         commit();
     } catch (const std::exception& e) {
         rollback();
@@ -459,8 +630,27 @@ std::string SqliteCmidStore::flush_locked() {
     }
     pending_stats_.clear();
     pending_last_.clear();
-    unsynced_ = unsynced_ || sync_ == SyncMode::Full;
     return "";
+}
+
+void SqliteCmidStore::write_stats() {
+    for (const auto& [key, n] : pending_stats_) {
+        const auto& [kms_id, license_status, result] = key;
+        Use u{stat_};
+        sqlite3_bind_text(stat_, 1, kms_id.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(stat_, 2, license_status);
+        sqlite3_bind_text(stat_, 3, result.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(stat_, 4, static_cast<std::int64_t>(n));
+        if (sqlite3_step(stat_) != SQLITE_DONE) fail("record the request statistics");
+    }
+    for (const auto& [kms_id, l] : pending_last_) {
+        Use u{last_};
+        sqlite3_bind_text(last_, 1, kms_id.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(last_, 2, l.count);
+        sqlite3_bind_int64(last_, 3, l.n_policy);
+        sqlite3_bind_int64(last_, 4, l.time);
+        if (sqlite3_step(last_) != SQLITE_DONE) fail("record the last count");
+    }
 }
 
 std::vector<RequestStat> SqliteCmidStore::request_stats() {

@@ -5,6 +5,7 @@
 #include <glib.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -15,6 +16,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -51,9 +53,17 @@ struct Conn {
     std::int64_t deadline_ns = 0;   // idle deadline: last complete PDU (or accept) + idle timeout
     std::int64_t accepted_ns = 0;   // for max-connection-age
     bool closing = false;           // close once `out` is flushed
-    bool held = false;              // answers wait for the database sync of this batch
+    bool held = false;              // answers wait for their batch to be durable; nothing is read meanwhile
     std::size_t unsynced_from = 0;  // while held: where in `out` the answers waiting for the sync start
+    std::uint64_t serial = 0;       // tells this connection from a later one on the same descriptor
     Worker* worker = nullptr;
+};
+
+/// Answers of one round of the event loop waiting for the store: released when the ticket is durable,
+/// withdrawn when it is lost. Connections are named by descriptor and serial: one may close meanwhile.
+struct HeldBatch {
+    BatchTicket ticket;
+    std::vector<std::pair<int, std::uint64_t>> conns;
 };
 
 struct Worker {
@@ -63,15 +73,19 @@ struct Worker {
     std::thread thread;
     SystemRandom rng;
     std::map<int, std::unique_ptr<Conn>> conns;
-    std::vector<GSource*> sources;         // timers and the epoll source
-    std::vector<GSource*> listen_sources;  // one per listening socket; removed while accept is paused
-    GSource* resume = nullptr;             // the timer that resumes accepting, while paused
-    std::vector<int> held;                 // connections whose answers wait for the database sync
-    int epfd = -1;                         // connections are multiplexed with epoll inside one GLib source
+    std::vector<GSource*> sources;                    // timers and the epoll source
+    std::vector<GSource*> listen_sources;             // one per listening socket; removed while accept is paused
+    GSource* resume = nullptr;                        // the timer that resumes accepting, while paused
+    std::vector<std::pair<int, std::uint64_t>> held;  // this round's connections whose answers wait
+    std::deque<HeldBatch> waiting;                    // earlier rounds', oldest first, until durable
+    std::uint64_t serials = 0;
+    int epfd = -1;    // connections are multiplexed with epoll inside one GLib source
+    int wakefd = -1;  // an eventfd in epfd: the store's sync thread finished a sync
 
     void listen();
     void pause_accept(int err);
-    void release_held();
+    void end_batch(std::uint64_t mark);
+    void release_durable();
 
     void on_accept(int lfd);
     void on_io(Conn* c, std::uint32_t events);
@@ -265,6 +279,7 @@ void Worker::on_accept(int lfd) {
         c->accepted_ns = mono_ns();
         c->deadline_ns = c->accepted_ns + srv->idle_ns;
         c->worker = this;
+        c->serial = ++serials;
         c->events = EPOLLIN;
         epoll_event ev{};
         ev.events = c->events;
@@ -316,28 +331,48 @@ void Worker::pause_accept(int err) {
     srv->accept_suppressed = 0;
 }
 
-void Worker::release_held() {
-    if (held.empty()) return;
-    // One statistics transaction and one fdatasync of the WAL for every answer of this batch.
-    std::string err = srv->path->end_batch();
-    auto fds = std::move(held);
+void Worker::end_batch(std::uint64_t mark) {
+    if (!srv->db) return;
+    // One commit for every write of the round (and its statistics), even when no answer waits: a
+    // request whose answer was never produced must not leave the transaction open.
+    BatchTicket ticket = srv->path->end_batch(mark);
+    if (!held.empty()) waiting.push_back(HeldBatch{ticket, std::move(held)});
     held.clear();
-    for (int fd : fds) {
-        auto it = conns.find(fd);
-        if (it == conns.end() || !it->second->held) continue;
-        Conn* c = it->second.get();
-        c->held = false;
-        // Not durable, so not acknowledged: each KMS response of the batch becomes an error answer (the
-        // client retries later) instead of a silent close.
-        if (!err.empty()) srv->path->withdraw(*c->sc, c->peer_text, c->out, c->unsynced_from, err);
-        flush(c);
+    release_durable();
+    // Answers that still wait (a sync is running): their connections are not read meanwhile. Only
+    // now, so that a batch released at once (--db-sync normal) costs no epoll_ctl.
+    if (!waiting.empty())
+        for (auto [fd, serial] : waiting.back().conns)
+            if (auto it = conns.find(fd); it != conns.end() && it->second->serial == serial)
+                update_events(it->second.get());
+}
+
+void Worker::release_durable() {
+    while (!waiting.empty()) {
+        BatchOutcome o = srv->path->outcome(waiting.front().ticket);
+        if (o.state == BatchOutcome::Pending) return;  // later rounds end later: they wait too
+        auto batch = std::move(waiting.front());
+        waiting.pop_front();
+        for (auto [fd, serial] : batch.conns) {
+            auto it = conns.find(fd);
+            if (it == conns.end() || it->second->serial != serial) continue;  // closed meanwhile
+            Conn* c = it->second.get();
+            c->held = false;
+            // Not durable, so not acknowledged: each KMS response of the batch becomes an error answer
+            // (the client retries later) instead of a silent close.
+            if (o.state == BatchOutcome::Lost)
+                srv->path->withdraw(*c->sc, c->peer_text, c->out, c->unsynced_from, o.why);
+            flush(c);
+        }
     }
 }
 
 void Worker::update_events(Conn* c) {
     bool pending = c->out_pos < c->out.size();
     std::uint32_t ev = 0;  // EPOLLHUP and EPOLLERR are always reported
-    if (pending)
+    if (c->held)
+        ;  // neither sent nor read until its batch is durable: one batch per connection at a time
+    else if (pending)
         ev |= EPOLLOUT;
     else if (!c->closing)
         ev |= EPOLLIN;  // back-pressure: no reading while answers wait
@@ -386,6 +421,7 @@ void Worker::flush(Conn* c) {
 
 void Worker::read_some(Conn* c) {
     const std::size_t batch_start = c->out.size();
+    bool stored = false;
     std::uint8_t buf[16384];
     for (int round = 0; round < 4; ++round) {
         ssize_t n = ::recv(c->fd, buf, sizeof buf, 0);
@@ -404,6 +440,7 @@ void Worker::read_some(Conn* c) {
         }
         auto got = srv->path->receive(*c->sc, c->peer_text, ByteView(buf, static_cast<std::size_t>(n)), c->out,
                                       srv->clock, rng);
+        stored = stored || got.stored;
         if (!got.failure.empty()) {
             close_conn(c, got.failure);
             return;
@@ -416,14 +453,13 @@ void Worker::read_some(Conn* c) {
         if (static_cast<std::size_t>(n) < sizeof buf) break;
         if (c->out.size() > (1u << 20)) break;
     }
-    // Acknowledged CMIDs must be durable before the answers leave: with --db-sync full they wait for
-    // one sync of the database at the end of this batch of events (group commit).
-    if (!c->out.empty() && srv->path->must_wait()) {
-        if (!c->held) {
-            c->held = true;
-            c->unsynced_from = batch_start;
-            held.push_back(c->fd);
-        }
+    // Acknowledged CMIDs must be durable before the answers leave: they wait for the commit of this
+    // round's transaction and, with --db-sync full, for the sync that covers it (group commit). Other
+    // answers (binds, faults) do not wait.
+    if (stored) {
+        c->held = true;
+        c->unsynced_from = batch_start;
+        held.emplace_back(c->fd, c->serial);
         return;
     }
     flush(c);
@@ -431,13 +467,28 @@ void Worker::read_some(Conn* c) {
 
 void Worker::poll_connections() {
     epoll_event events[256];
+    const std::uint64_t mark = srv->path->mark();
     int n = epoll_wait(epfd, events, 256, 0);
     // Each connection appears at most once per batch, and handling one closes at most that one.
-    for (int i = 0; i < n; ++i) on_io(static_cast<Conn*>(events[i].data.ptr), events[i].events);
-    release_held();
+    for (int i = 0; i < n; ++i) {
+        if (events[i].data.ptr == nullptr) {  // the wake-up of the store's sync thread
+            std::uint64_t count;
+            while (::read(wakefd, &count, sizeof count) < 0 && errno == EINTR) {
+            }
+            continue;
+        }
+        on_io(static_cast<Conn*>(events[i].data.ptr), events[i].events);
+    }
+    end_batch(mark);
 }
 
 void Worker::on_io(Conn* c, std::uint32_t cond) {
+    if (c->held) {
+        // Only EPOLLERR or EPOLLHUP are asked for while its answers wait: the client is gone.
+        close_conn(
+            c, "client went away before " + std::to_string(c->out.size() - c->out_pos) + " answer bytes could be sent");
+        return;
+    }
     if (cond & EPOLLOUT) {
         flush(c);
         return;
@@ -792,8 +843,12 @@ int Server::run() {
         w->loop = g_main_loop_new(w->ctx, FALSE);
         w->listen();
         w->epfd = epoll_create1(EPOLL_CLOEXEC);
-        if (w->epfd < 0) {
-            std::cerr << "kms-replay: epoll_create1: " << std::strerror(errno) << "\n";
+        w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        epoll_event wake{};
+        wake.events = EPOLLIN;
+        wake.data.ptr = nullptr;
+        if (w->epfd < 0 || w->wakefd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &wake) != 0) {
+            std::cerr << "kms-replay: epoll: " << std::strerror(errno) << "\n";
             report_start(started_fd, 2);
             return 2;
         }
@@ -807,6 +862,13 @@ int Server::run() {
         g_source_attach(t, w->ctx);
         w->sources.push_back(t);
         workers.push_back(std::move(w));
+    }
+    if (db) {
+        // After each sync of the store, every worker looks at its waiting answers.
+        db->on_synced([this] {
+            const std::uint64_t one = 1;
+            for (auto& w : workers) (void)!::write(w->wakefd, &one, sizeof one);
+        });
     }
     g_server = this;
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
@@ -839,6 +901,7 @@ int Server::run() {
     for (auto& w : workers) g_main_loop_quit(w->loop);
     for (auto& w : workers)
         if (w->thread.joinable()) w->thread.join();
+    if (db) db->on_synced(nullptr);  // before the eventfds close
     std::size_t open = 0;
     for (auto& w : workers) {
         open += w->conns.size();
@@ -850,6 +913,7 @@ int Server::run() {
             }
         if (w->resume) g_source_destroy(w->resume);
         ::close(w->epfd);
+        ::close(w->wakefd);
         g_main_loop_unref(w->loop);
         g_main_context_unref(w->ctx);
     }

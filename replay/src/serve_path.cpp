@@ -28,6 +28,7 @@ ServePath::Received ServePath::receive(server::ServerConnection& connection, con
         // Faults and error answers are in the activation line logged above.
         if (!server::answers_request(ev.kind)) log_.event(who, server::describe(ev));
     r.answered = !answer.activations.empty() || !answer.bytes.empty();
+    r.stored = db_ && !answer.activations.empty();
     r.close = answer.close;
     out.insert(out.end(), answer.bytes.begin(), answer.bytes.end());
     return r;
@@ -46,15 +47,17 @@ void ServePath::record(const std::string& who, const server::ActivationRecord& r
     }
 }
 
-std::string ServePath::end_batch() const {
-    if (!db_) return "";
-    try {
-        // Statistics failures are reported, not returned: they never hold answers back.
-        if (auto e = db_->end_batch(); !e.empty()) stats_error_(e);
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
+BatchTicket ServePath::end_batch(std::uint64_t mark) const {
+    if (!db_) return BatchTicket{1, 0};  // nothing to wait for
+    std::string stats_error;
+    auto ticket = db_->end_batch(mark, stats_error);
+    if (!stats_error.empty()) stats_error_(stats_error);
+    return ticket;
+}
+
+std::string ServePath::end_batch_and_wait(std::uint64_t mark) const {
+    auto ticket = end_batch(mark);
+    return db_ ? db_->wait(ticket) : "";
 }
 
 void ServePath::withdraw(const server::ServerConnection& connection, const std::string& who, Bytes& out,

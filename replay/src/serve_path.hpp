@@ -27,19 +27,25 @@ public:
     struct Received {
         bool close = false;     // the core asked to close the connection once the answers are sent
         bool answered = false;  // something was answered or recorded: the client is not idle
+        bool stored = false;    // requests went to the store: the answers wait for the batch's ticket
         std::string failure;    // an internal error: close the connection without an answer
     };
     /// Hands `bytes` from the client `who` to its ServerConnection and appends the answers to `out`.
     Received receive(server::ServerConnection& connection, const std::string& who, ByteView bytes, Bytes& out,
                      const Clock& clock, RandomSource& rng) const;
-    /// True when answers given since the last end_batch() acknowledge counts that are not durable yet:
-    /// they must not be sent before end_batch() returns "".
-    bool must_wait() const { return db_ && db_->dirty(); }
-    /// Writes the batch's statistics and makes the acknowledged counts durable (one sync for every
-    /// connection's answers). "" on success, else why the counts are not durable.
-    std::string end_batch() const;
-    /// After end_batch() failed with `why`: the KMS responses in out[from..] become error answers, one
-    /// log line each (the client retries later; nothing unsaved is acknowledged).
+    /// Before a batch of receive() calls (one round of the event loop): where its writes will go.
+    std::uint64_t mark() const { return db_ ? db_->batch_mark() : 0; }
+    /// After the batch: its statistics and counts committed in one transaction (statistics failures go
+    /// to `stats_error`, they never hold answers back). Answers with `stored` leave once outcome() of
+    /// the ticket is Durable.
+    BatchTicket end_batch(std::uint64_t mark) const;
+    BatchOutcome outcome(const BatchTicket& ticket) const {
+        return db_ ? db_->outcome(ticket) : BatchOutcome{BatchOutcome::Durable, ""};
+    }
+    /// end_batch(), then waits for the outcome: "" when durable, else why not.
+    std::string end_batch_and_wait(std::uint64_t mark) const;
+    /// When the ticket is lost (`why`): the KMS responses in out[from..] become error answers, one log
+    /// line each (the client retries later; nothing unsaved is acknowledged).
     void withdraw(const server::ServerConnection& connection, const std::string& who, Bytes& out, std::size_t from,
                   const std::string& why) const;
 

@@ -160,6 +160,7 @@ TEST(ReplayCmidStore, NoStatementHoldsASnapshot) {
     req.kms_id = guid(0xAA);
     req.n_policy = 25;
     GenuineCountPolicy policy(store);
+    const auto mark = store.batch_mark();
     for (std::uint8_t i = 1; i <= 20; ++i) {
         req.cmid = guid(i);
         EXPECT_EQ(policy.count_for(req, t0), 2u * i - 1);
@@ -167,7 +168,9 @@ TEST(ReplayCmidStore, NoStatementHoldsASnapshot) {
         EXPECT_EQ(store.count_since(req.kms_id, t0), 2u * i);
     }
     store.record_request(req.kms_id.to_string(), 2, "ok", 20, 25, t0);
-    EXPECT_EQ(store.end_batch(), "");
+    std::string stats_error;
+    EXPECT_EQ(store.wait(store.end_batch(mark, stats_error)), "");
+    EXPECT_EQ(stats_error, "");
     sqlite3* other = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &other), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(other, "SELECT count(*) FROM cmids", nullptr, nullptr, nullptr), SQLITE_OK);  // WAL open
@@ -177,6 +180,77 @@ TEST(ReplayCmidStore, NoStatementHoldsASnapshot) {
     EXPECT_EQ(log, done);  // every frame checkpointed: no reader holds an older snapshot
     sqlite3_close(other);
     EXPECT_EQ(std::filesystem::file_size(path + "-wal"), 0u);
+    std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
+// Issue 11: genuine mode paid one BEGIN IMMEDIATE ... COMMIT per request. A batch of requests (one round
+// of serve's event loop) is one transaction: N requests and their statistics, one commit, and the
+// batch's answers may leave once that commit (and with SyncMode::Full its sync) is done.
+TEST(ReplayCmidStore, OneCommitPerBatch) {
+    for (SyncMode mode : {SyncMode::Normal, SyncMode::Full}) {
+        auto path = temp_path("batch.db");
+        std::filesystem::remove(path);
+        const auto t0 = FileTime::from_unix(1800000000);
+        SqliteCmidStore store(path, mode);
+        GenuineCountPolicy policy(store);
+        kms::BaseRequest req;
+        req.kms_id = guid(0xAC);
+        req.n_policy = 25;
+        for (int batch = 1; batch <= 3; ++batch) {
+            const auto commits = store.commits();
+            const auto mark = store.batch_mark();
+            for (std::uint8_t i = 1; i <= 16; ++i) {
+                req.cmid = guid(static_cast<std::uint8_t>(batch * 16 + i));
+                // Each request sees the batch's earlier, not yet committed, rows.
+                EXPECT_EQ(policy.count_for(req, t0), std::min<std::uint32_t>((batch - 1) * 16 + i, 50));
+                store.record_request(req.kms_id.to_string(), 2, "ok", 1, 25, t0);
+            }
+            EXPECT_EQ(store.commits(), commits) << "nothing committed before the batch ends";
+            std::string stats_error;
+            auto ticket = store.end_batch(mark, stats_error);
+            EXPECT_EQ(stats_error, "");
+            EXPECT_EQ(store.commits(), commits + 1) << "one commit for 16 requests and their statistics";
+            EXPECT_EQ(store.wait(ticket), "");
+            EXPECT_EQ(store.outcome(ticket).state, BatchOutcome::Durable);
+        }
+        // Committed: another connection sees the rows and the statistics.
+        sqlite3* other = nullptr;
+        ASSERT_EQ(sqlite3_open(path.c_str(), &other), SQLITE_OK);
+        sqlite3_stmt* s = nullptr;
+        ASSERT_EQ(sqlite3_prepare_v2(other, "SELECT (SELECT count(*) FROM cmids), (SELECT sum(n) FROM requests)", -1,
+                                     &s, nullptr),
+                  SQLITE_OK);
+        ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+        EXPECT_EQ(sqlite3_column_int(s, 0), 48);
+        EXPECT_EQ(sqlite3_column_int(s, 1), 48);
+        sqlite3_finalize(s);
+        sqlite3_close(other);
+        std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+    }
+}
+
+// A batch that writes nothing waits for nothing; one whose transaction another batch (another worker
+// thread) committed is durable with that commit.
+TEST(ReplayCmidStore, TicketsOfInterleavedBatches) {
+    auto path = temp_path("tickets.db");
+    std::filesystem::remove(path);
+    const auto t0 = FileTime::from_unix(1800000000);
+    SqliteCmidStore store(path, SyncMode::Normal);
+    std::string stats_error;
+    const auto empty = store.end_batch(store.batch_mark(), stats_error);
+    EXPECT_EQ(store.outcome(empty).state, BatchOutcome::Durable);
+    const auto a = store.batch_mark();
+    store.touch(guid(1), guid(2), t0);
+    const auto b = store.batch_mark();
+    EXPECT_EQ(a, b) << "both write into the open transaction";
+    store.touch(guid(1), guid(3), t0);
+    const auto tb = store.end_batch(b, stats_error);  // commits a's write too
+    store.touch(guid(1), guid(4), t0);                // a's next write: a new transaction
+    EXPECT_EQ(store.outcome(tb).state, BatchOutcome::Durable);
+    const auto ta = store.end_batch(a, stats_error);
+    EXPECT_EQ(store.outcome(ta).state, BatchOutcome::Durable);
+    EXPECT_EQ(store.commits(), 2u);
+    EXPECT_EQ(store.count_since(guid(1), t0), 3u);
     std::filesystem::remove_all(std::filesystem::path(path).parent_path());
 }
 
