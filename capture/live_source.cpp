@@ -29,11 +29,15 @@ PacketSource::PacketSource(const LiveOptions& live) : path_("live:" + live.inter
     char err[PCAP_ERRBUF_SIZE] = {};
     pcap_ = pcap_create(live.interface.c_str(), err);
     if (!pcap_) throw std::runtime_error("live capture on " + live.interface + ": " + err);
-    pcap_set_snaplen(pcap_, live.snaplen);
-    pcap_set_promisc(pcap_, live.promiscuous ? 1 : 0);
-    // Not immediate mode: libpcap then ignores the timeout, and a quiet interface would never return to
-    // check for a stop. A packet waits at most one poll interval in the kernel's buffer.
-    pcap_set_timeout(pcap_, live.poll_milliseconds);
+    // These fail only on an activated handle; newer libpcap headers ask for the result to be looked at.
+    // Not immediate mode: it lost packets here (kernel drops on a quiet loopback); a packet waits at
+    // most one poll interval in the kernel's buffer instead.
+    if (pcap_set_snaplen(pcap_, live.snaplen) != 0 || pcap_set_promisc(pcap_, live.promiscuous ? 1 : 0) != 0 ||
+        pcap_set_timeout(pcap_, live.poll_milliseconds) != 0) {
+        pcap_close(pcap_);
+        pcap_ = nullptr;
+        throw std::runtime_error("live capture on " + live.interface + ": cannot set the capture options");
+    }
     nanoseconds_ = pcap_set_tstamp_precision(pcap_, PCAP_TSTAMP_PRECISION_NANO) == 0;
     const int rc = pcap_activate(pcap_);
     if (rc < 0) {

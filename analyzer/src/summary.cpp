@@ -63,6 +63,11 @@ unsigned long long ull(std::uint64_t v) {
 }  // namespace
 
 void Summary::add(const ExchangeRecord& r) {
+    // A list of the report keeps its first kMaxListed distinct values (a py-kms server can send a new
+    // ePID with every answer; the report must not grow with them).
+    auto listed = [](auto& set, auto&& value) {
+        if (set.size() < kMaxListed || set.count(value)) set.insert(std::forward<decltype(value)>(value));
+    };
     const Exchange& x = r.x;
     const bool ok = x.ok();
     auto v = r.version();
@@ -75,14 +80,19 @@ void Summary::add(const ExchangeRecord& r) {
     };
     const FileTime t = x.request_time.value_or(x.response_time.value_or(r.last_seen));
     latest_ = std::max(latest_, t);
-    auto& cl = clients_[r.client_ip];
+    Client unlisted;  // a client past kMaxClients: counted in the totals, not itemised
+    auto found = clients_.find(r.client_ip);
+    if (found == clients_.end() && clients_.size() >= kMaxClients) ++unlisted_client_requests_;
+    auto& cl = found != clients_.end() ? found->second
+               : clients_.size() < kMaxClients ? clients_[r.client_ip]
+                                               : unlisted;
     count(cl.c);
-    cl.servers.insert(r.server);
+    listed(cl.servers, r.server);
     auto& sv = servers_[r.server];
     count(sv.c);
     if (x.response) {
-        sv.epids.insert(x.response->base.epid);
-        if (x.response->hwid) sv.hwids.insert(x.response->hwid->to_string());
+        listed(sv.epids, x.response->base.epid);
+        if (x.response->hwid) listed(sv.hwids, x.response->hwid->to_string());
         sv.counts.insert(x.response->base.count);
     }
     if (!ok) {
@@ -92,10 +102,10 @@ void Summary::add(const ExchangeRecord& r) {
     }
     if (x.request) {
         const auto& b = x.request->base;
-        cl.workstations.insert(b.workstation());
-        cl.cmids.insert(b.cmid.to_string());
+        listed(cl.workstations, b.workstation());
+        listed(cl.cmids, b.cmid.to_string());
         const std::string product = products_.name_or_guid(b.sku_id);
-        cl.products.insert(product);
+        listed(cl.products, product);
         count(by_product_[product]);
         auto& k = kms_ids_[b.kms_id.to_string()];
         count(k.c);
@@ -128,6 +138,7 @@ void Summary::write_json(W& w, const ExchangeTotals& totals,
     w.EndObject();
     key(w, "dns_srv_messages"), w.Uint64(dns_);
     key(w, "unanswered_connections"), w.Uint64(unanswered_connections_);
+    key(w, "unlisted_client_requests"), w.Uint64(unlisted_client_requests_);
     key(w, "kms_ids");
     w.StartArray();
     for (const auto& [id, k] : kms_ids_) {
@@ -223,6 +234,9 @@ void Summary::print_text(std::FILE* o, const ExchangeTotals& totals,
             o, "%s  requests %llu (ok %llu, failed %llu)\n    workstations: %s\n    products: %s\n    servers: %s\n",
             ip.c_str(), ull(c.c.requests), ull(c.c.ok), ull(c.c.failed), join(c.workstations).c_str(),
             join(c.products).c_str(), join(c.servers).c_str());
+    if (unlisted_client_requests_)
+        std::fprintf(o, "(%llu requests from clients beyond the first %zu are counted above, not listed)\n",
+                     ull(unlisted_client_requests_), kMaxClients);
     std::fprintf(o, "\n-- Per server --\n");
     for (const auto& [ep, sv] : servers_) {
         auto fp = fingerprints.find(ep);

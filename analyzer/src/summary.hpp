@@ -63,6 +63,8 @@ public:
     FileTime as_of() const { return latest_; }
     std::uint64_t dns_messages() const { return dns_; }
     std::uint64_t unanswered_connections() const { return unanswered_connections_; }
+    /// Requests from clients beyond the first kMaxClients, which are not itemised.
+    std::uint64_t unlisted_client_requests() const { return unlisted_client_requests_; }
     /// The count a genuine host would report now for that KMS ID (distinct CMIDs in 30 days, at most 2 x N).
     std::uint32_t current_count(const std::string& kms_id, const KmsId& k) const;
 
@@ -73,14 +75,20 @@ private:
     void print_text(std::FILE* out, const ExchangeTotals& totals,
                     const std::unordered_map<std::string, ServerFingerprint>& fingerprints) const;
 
+    // Memory stays flat on any capture: at most this many clients are itemised (the requests of the
+    // others are counted), at most this many values per list, and per KMS ID only the most recent CMIDs
+    // that a count of up to 2 x 2048 needs.
+    static constexpr std::size_t kMaxClients = 10000, kMaxListed = 32, kCmidsPerKmsId = 4096;
+
     const ProductTable& products_;
-    mutable MemoryCmidStore cmids_;  // counting is a query, but CmidStore::count_since is not const
+    mutable MemoryCmidStore cmids_{kCmidsPerKmsId};  // counting is a query, but count_since is not const
     FileTime latest_;
     std::map<std::string, KmsId> kms_ids_;
     std::map<std::string, Client> clients_;
     std::map<std::string, Server> servers_;
     std::map<std::string, Counter> by_product_;
     std::uint64_t dns_ = 0, unanswered_connections_ = 0;
+    std::uint64_t unlisted_client_requests_ = 0;  // from clients past kMaxClients
     std::map<std::string, std::uint64_t> failures_;  // outcome or last failed check -> exchanges
 };
 

@@ -6,8 +6,25 @@ namespace kmscope {
 
 void MemoryCmidStore::touch(const Guid& kms_id, const Guid& cmid, FileTime t) {
     std::lock_guard lock(mu_);
-    auto& seen = by_kms_[kms_id][cmid];
+    auto& cmids = by_kms_[kms_id];
+    auto& seen = cmids[cmid];
     seen = std::max(seen, t);
+    if (keep_ == 0 || cmids.size() < 2 * keep_) return;
+    // Keep the `keep_` most recent: one selection per `keep_` insertions, so O(1) amortised per touch.
+    std::vector<FileTime> times;
+    times.reserve(cmids.size());
+    for (const auto& e : cmids) times.push_back(e.second);
+    std::nth_element(times.begin(), times.begin() + static_cast<std::ptrdiff_t>(keep_ - 1), times.end(),
+                     [](FileTime a, FileTime b) { return a.ticks > b.ticks; });
+    const FileTime oldest_kept = times[keep_ - 1];
+    std::size_t ties = 0;  // entries at exactly oldest_kept that still fit
+    for (const auto& e : cmids) ties += e.second.ticks > oldest_kept.ticks;
+    ties = keep_ - ties;
+    std::erase_if(cmids, [&](const auto& e) {
+        if (e.second.ticks > oldest_kept.ticks) return false;
+        if (e.second.ticks == oldest_kept.ticks && ties > 0) return --ties, false;
+        return true;
+    });
 }
 
 std::uint64_t MemoryCmidStore::count_since(const Guid& kms_id, FileTime since) {

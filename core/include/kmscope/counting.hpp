@@ -33,6 +33,10 @@ public:
 /// A CmidStore in memory (thread-safe).
 class MemoryCmidStore final : public CmidStore {
 public:
+    /// `keep_per_kms_id` > 0 bounds memory: only the most recently seen that many CMIDs of each KMS ID are
+    /// kept (trimmed in batches). count_since() stays exact up to that many, which is all a genuine host's
+    /// count needs while 2 x N policy <= keep_per_kms_id: the forgotten CMIDs are older than every kept one.
+    explicit MemoryCmidStore(std::size_t keep_per_kms_id = 0) : keep_(keep_per_kms_id) {}
     void touch(const Guid& kms_id, const Guid& cmid, FileTime t) override;
     std::uint64_t count_since(const Guid& kms_id, FileTime since) override;
     void expire(FileTime before) override;
@@ -41,6 +45,7 @@ public:
 
 private:
     mutable std::mutex mu_;
+    std::size_t keep_ = 0;
     std::map<Guid, std::unordered_map<Guid, FileTime, GuidHash>> by_kms_;
 };
 
