@@ -6,6 +6,7 @@
 
 #include "ignored_flows.hpp"
 #include "packet_batch.hpp"
+#include "progress_line.hpp"
 
 namespace kmscope::analyzer {
 
@@ -87,12 +88,12 @@ void Analyzer::output(Record& record) {
     if (opt_.alerts)
         for (const Alert& a : alert_rules_.check(record)) {
             printer_->alert(a, record);
-            ++totals_.alerts;
+            ++live_.alerts;
         }
     if (report_) report_->add(record);
     if (auto* x = std::get_if<ExchangeRecord>(&record)) {
         ++totals_.exchanges;
-        ++totals_.exchanges_seen;
+        ++live_.exchanges;
         ++(x->x.ok() ? totals_.ok : totals_.not_ok);
         if (summary_) summary_->add(*x);
     } else if (summary_) {
@@ -261,6 +262,8 @@ bool Analyzer::read(capture::PacketSource& source, const std::string& file, cons
                     try {
                         batch.replay([&](const capture::TcpSegment& s) { split.add(s); },
                                      [&](const capture::UdpDatagram& d) { on_udp(file, d); });
+                        live_.open_connections.store(split.open_connections(), std::memory_order_relaxed);
+                        live_.evicted_connections.store(split.evicted(), std::memory_order_relaxed);
                     } catch (const std::exception& e) {
                         reassembly_error = e.what();
                     }
@@ -279,6 +282,7 @@ bool Analyzer::read(capture::PacketSource& source, const std::string& file, cons
             });
             std::uint64_t n = 0;
             const bool show = opt_.progress && !source.live();
+            ProgressLine progress(file);
             auto on_segment = [&](const capture::TcpSegment& s) {
                 // Every segment goes through skip_payload(): SYN, FIN and RST end what it knows.
                 if (ignored.skip_payload(s, opt_.limits.idle_ticks) && !s.payload.empty())
@@ -286,13 +290,7 @@ bool Analyzer::read(capture::PacketSource& source, const std::string& file, cons
                 else
                     batch.add(s);
                 flush_if_full();
-                if (show && (++n & 0xFFFF) == 0) {
-                    double p = source.progress();
-                    if (p >= 0)
-                        std::fprintf(stderr, "\r%s: %5.1f%%", file.c_str(), p * 100);
-                    else
-                        std::fprintf(stderr, "\r%s: %llu packets", file.c_str(), static_cast<unsigned long long>(n));
-                }
+                if (show && (++n & 0xFFFF) == 0) progress.show(source.progress(), source.offset(), n);
             };
             // Live: what the interface gave is passed on at every poll, not when a batch is full.
             source.set_tick_handler([&] {
@@ -304,7 +302,7 @@ bool Analyzer::read(capture::PacketSource& source, const std::string& file, cons
             });
             ok = source.for_each_segment(on_segment);
             if (!batch.empty()) reassembly.push(std::move(batch));
-            if (show && n >= 0x10000) std::fprintf(stderr, "\r\033[K");
+            if (show && n >= 0x10000) progress.clear();
         }  // the reassembly thread has seen every packet
         if (!ok) std::fprintf(stderr, "kms-analyze: %s\n", source.error().c_str());
         if (!reassembly_error.empty()) throw std::runtime_error(reassembly_error);

@@ -42,8 +42,14 @@ struct Options {
 /// Totals over everything analysed.
 struct Totals : ExchangeTotals {
     std::uint64_t files = 0, bad_files = 0;
-    // Read by the live statistics line on the reading thread.
-    std::atomic<std::uint64_t> alerts{0}, exchanges_seen{0};
+};
+
+/// What the live statistics line reads on the reading thread while the other threads count.
+struct LiveCounters {
+    std::atomic<std::uint64_t> exchanges{0}, alerts{0};
+    // The flow table after the latest batch of packets: open connections, and those evicted (idle, or the
+    // least recently seen past --max-connections).
+    std::atomic<std::uint64_t> open_connections{0}, evicted_connections{0};
 };
 
 class Analyzer {
@@ -65,6 +71,7 @@ public:
     /// Prints the closing line of the table and the --summary report.
     void finish();
     const Totals& totals() const { return totals_; }
+    const LiveCounters& live_counters() const { return live_; }
 
 private:
     struct ConnState;
@@ -82,6 +89,7 @@ private:
     std::unique_ptr<Printer> printer_;
     std::unique_ptr<Summary> summary_;
     std::unique_ptr<HtmlReport> report_;  // --html
+    LiveCounters live_;
     Totals totals_;                                                    // exchange counts are kept by the output thread
     std::unordered_map<std::uint64_t, ConnState> conns_;               // by connection index
     std::unordered_map<std::string, ServerFingerprint> fingerprints_;  // by server "ip:port"

@@ -31,6 +31,11 @@ const std::vector<std::string>& columns() {
         for (const char* k : {"fault.status", "fault.name", "verdict.ok", "verdict.outcome", "verdict.failed_checks",
                               "server_impl", "latency_ms", "state", "diagnostics"})
             c.emplace_back(k);
+        // Added after the first release's columns, so that scripts reading columns by position keep working:
+        // the separate address fields, and what connection and DNS rows carry.
+        for (const char* k : {"client_ip", "client_port", "server_ip", "server_port", "kms", "client_bytes",
+                              "server_bytes", "id", "response", "name", "qtype", "rcode", "answers"})
+            c.emplace_back(k);
         return c;
     }();
     return cols;
@@ -54,7 +59,7 @@ public:
     const std::vector<std::string>& cells() const { return cells_; }
 
     bool StartObject() {
-        if (depth_in_array_ > 0) return ++depth_in_array_, true;
+        if (depth_in_array_ > 0) return ++depth_in_array_, item_first_ = true, true;
         stack_.push_back(path_.size());
         if (!key_.empty()) path_ += (path_.empty() ? "" : ".") + key_;
         return true;
@@ -76,7 +81,7 @@ public:
         return true;
     }
     bool Key(const char* s, unsigned n, bool = false) {
-        if (depth_in_array_ == 0) key_.assign(s, n);
+        (depth_in_array_ == 0 ? key_ : item_key_).assign(s, n);
         return true;
     }
     bool String(const char* s, unsigned n, bool = false) { return value(std::string_view(s, n)); }
@@ -106,6 +111,15 @@ private:
             auto& cell = cells_[array_column_];
             if (!cell.empty()) cell += "; ";
             cell += v;
+        } else if (depth_in_array_ == 2 && array_column_ != kNone) {
+            // An array of objects (a DNS message's answers): "key=value key=value; key=value ...".
+            auto& cell = cells_[array_column_];
+            if (!item_first_)
+                cell += ' ';
+            else if (!cell.empty())
+                cell += "; ";
+            item_first_ = false;
+            cell.append(item_key_).append("=").append(v);
         } else if (depth_in_array_ == 0) {
             if (auto c = column(); c != kNone) cells_[c] = v;
         }
@@ -114,6 +128,8 @@ private:
     std::unordered_map<std::string, std::size_t> index_;
     std::vector<std::string> cells_;
     std::string path_, key_;
+    std::string item_key_;    // the key inside an object in an array
+    bool item_first_ = true;  // no value of that object written yet
     std::vector<std::size_t> stack_;  // path_ lengths of the enclosing objects
     int depth_in_array_ = 0;
     std::size_t array_column_ = kNone;

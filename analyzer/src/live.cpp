@@ -59,11 +59,13 @@ void reopen(std::FILE* out, const std::string& path) {
 void print_stats(const std::string& iface, const capture::LiveStats& s, const Analyzer& analyzer) {
     std::fprintf(stderr,
                  "kms-analyze: live %s: %llu packets received, %llu dropped by the kernel, %llu by the "
-                 "interface; %llu exchanges, %llu alerts\n",
+                 "interface; %llu exchanges, %llu alerts; %llu connections open, %llu evicted\n",
                  iface.c_str(), static_cast<unsigned long long>(s.received),
                  static_cast<unsigned long long>(s.dropped), static_cast<unsigned long long>(s.interface_dropped),
-                 static_cast<unsigned long long>(analyzer.totals().exchanges_seen.load()),
-                 static_cast<unsigned long long>(analyzer.totals().alerts.load()));
+                 static_cast<unsigned long long>(analyzer.live_counters().exchanges.load()),
+                 static_cast<unsigned long long>(analyzer.live_counters().alerts.load()),
+                 static_cast<unsigned long long>(analyzer.live_counters().open_connections.load()),
+                 static_cast<unsigned long long>(analyzer.live_counters().evicted_connections.load()));
 }
 
 }  // namespace

@@ -6,7 +6,8 @@ other test's traffic is seen): its loopback carries
   one rogue_server alert naming the tells;
 * a tampered session (the response hash of a bundled capture altered), replayed over real TCP to a
   third port: a failed_activation alert, and a rogue_server alert (not an expected server);
-* a SYN to 127.0.0.2:1688 answered with a reset: an unanswered_connection alert;
+* a SYN to 127.0.0.2:1688 answered with a reset, a SYN never answered (a listener with a full accept
+  queue) and the connection that did get through without an answer: unanswered_connection alerts;
 * a _vlmcs._tcp SRV query answered NXDOMAIN: a srv_lookup_failed alert.
 
 It also checks: every line against docs/eve.schema.json; privileges dropped to nobody once the interface
@@ -106,10 +107,21 @@ try:
             got += receiver.recv(65536)
     client.close(), server.close(), listener.close()
 
-    # A KMS port that answers with a reset.
+    # A KMS port that answers with a reset, and a SYN never answered: a listener whose accept queue is
+    # full (backlog 0, one connection waiting) drops further SYNs without a word.
     try:
         socket.create_connection(('127.0.0.2', 1688), timeout=5)
     except OSError:
+        pass
+    full = socket.socket()
+    full.bind(('127.0.0.3', 1688))
+    full.listen(0)
+    waiting = socket.create_connection(('127.0.0.3', 1688), timeout=5)
+    silent = socket.socket()
+    silent.setblocking(False)
+    try:
+        silent.connect(('127.0.0.3', 1688))
+    except BlockingIOError:
         pass
     # KMS discovery answered NXDOMAIN by a resolver here.
     name = '_vlmcs._tcp.corp.example'
@@ -124,6 +136,7 @@ try:
     asker.recvfrom(512)
     dns.close(), asker.close()
 
+    waiting.close()  # the connection that got through, never answered (half-closed: 'open' at the stop)
     want = lambda evs: (alerts(evs, 'srv_lookup_failed') and alerts(evs, 'unanswered_connection')
                         and alerts(evs, 'failed_activation') and alerts(evs, 'rogue_server'))
     wait_until(lambda: want(events(out)), 15, 'the four alerts, printed as they happen')
@@ -162,15 +175,16 @@ check(len(alerts(first, 'rogue_server')) == 2 and set(rogue) == {31688, 41688} a
 failed = alerts(first, 'failed_activation')
 check(len(failed) == 1 and failed[0]['dest_port'] == 41688 and 'hash' in failed[0]['alert']['signature'],
       'failed_activation for the tampered session: %s' % [a['alert']['signature'] for a in failed])
-un = alerts(first, 'unanswered_connection')
-check(len(un) == 1 and un[0]['dest_ip'] == '127.0.0.2' and un[0]['kms']['state'] == 'refused', 'unanswered_connection: %s' % [a['kms'] for a in un])
+un = sorted((a['dest_ip'], a['kms']['state']) for a in alerts(first + second, 'unanswered_connection'))
+check(un == [('127.0.0.2', 'refused'), ('127.0.0.3', 'no_answer'), ('127.0.0.3', 'open')],
+      'unanswered_connection for the reset, the silent SYN (told at the stop) and the unanswered connection: %s' % un)
 srv = alerts(first, 'srv_lookup_failed')
 check(len(srv) == 1 and 'NXDOMAIN' in srv[0]['alert']['signature'] and srv[0]['proto'] == 'UDP', 'srv_lookup_failed: %s' % [a['alert'] for a in srv])
 check(len(before) <= len(first), 'nothing written to the moved file after SIGHUP but what was there')
 check(second and second[-1]['event_type'] == 'stats' and second[-1]['stats']['kms']['exchanges'] == 3 + 3 + 2 + 3,
       'closing stats event in the reopened file: %s' % (second[-1] if second else None))
 stats_lines = [l for l in open(err).read().splitlines() if l.startswith('kms-analyze: live lo:')]
-check(len(stats_lines) >= 3 and 'packets received' in stats_lines[-1] and '5 alerts' in stats_lines[-1],
+check(len(stats_lines) >= 3 and 'packets received' in stats_lines[-1] and '7 alerts' in stats_lines[-1] and 'connections open' in stats_lines[-1],
       'periodic statistics on stderr, the last one after the stop: %s' % stats_lines[-2:])
 
 print('%d checks, %d failures' % (CHECKS[0], len(FAILURES)))

@@ -226,6 +226,20 @@ def case_discovery():
     table = analyze(f).stdout.decode()
     check('DNS answer NOERROR SRV _vlmcs._tcp.corp.example -> kms1.corp.example:1688' in table, 'DNS in the table:\n' + table)
     check('CONNECTION no_answer' in table and 'CONNECTION refused' in table, 'connections in the table')
+    # CSV keeps what DNS and connection rows carry (issue 13), in the columns named by the JSON paths.
+    import csv as csvmod
+    rows = list(csvmod.DictReader(io.StringIO(analyze('--format', 'csv', f).stdout.decode())))
+    dns_rows = [r for r in rows if r['kind'] == 'dns']
+    check(len(dns_rows) == 2 and dns_rows[1]['name'] == '_vlmcs._tcp.corp.example' and dns_rows[1]['qtype'] == 'SRV'
+          and dns_rows[1]['rcode'] == 'NOERROR' and dns_rows[1]['response'] == 'true' and dns_rows[1]['id'] == str(0x1234)
+          and dns_rows[1]['answers'] == 'target=kms1.corp.example port=1688 priority=0 weight=100 ttl=3600'
+          and dns_rows[0]['response'] == 'false' and dns_rows[0]['rcode'] == '', 'CSV DNS rows keep their fields: %s' % dns_rows)
+    conn_rows = [r for r in rows if r['kind'] == 'connection']
+    json_conns = [r for r in rs if r['kind'] == 'connection']
+    check(len(conn_rows) == len(json_conns) and all(
+        c['state'] == j['state'] and c['client_bytes'] == str(j['client_bytes']) and c['server_bytes'] == str(j['server_bytes'])
+        and c['kms'] == str(j['kms']).lower() and c['server_ip'] == j['server_ip'] and c['server_port'] == str(j['server_port'])
+        for c, j in zip(conn_rows, json_conns)), 'CSV connection rows keep their fields: %s' % conn_rows[:2])
     s = records('--summary', f)[-1]
     check(s['kind'] == 'summary' and s['dns_srv_messages'] == 2 and s['unanswered_connections'] == 3, 'summary counts discovery: %s' % {k: s.get(k) for k in ('dns_srv_messages', 'unanswered_connections')})
 
