@@ -1,6 +1,5 @@
 #include "community_id.hpp"
 
-#include <arpa/inet.h>
 #include <openssl/evp.h>
 
 #include <array>
@@ -46,16 +45,6 @@ std::string community_id(const Endpoint& a, const Endpoint& b, std::uint8_t prot
     std::array<unsigned char, 4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1> text{};
     const int n = EVP_EncodeBlock(text.data(), digest.data(), static_cast<int>(digest_size));
     return "1:" + std::string(reinterpret_cast<const char*>(text.data()), static_cast<std::size_t>(n));
-}
-
-std::optional<Endpoint> endpoint_from_text(std::string_view address, std::uint16_t port) {
-    const std::string s(address);
-    Endpoint e;
-    e.port = port;
-    if (inet_pton(AF_INET, s.c_str(), e.addr.data()) == 1) return e;
-    e.v6 = true;
-    if (inet_pton(AF_INET6, s.c_str(), e.addr.data()) == 1) return e;
-    return std::nullopt;
 }
 
 }  // namespace kmscope::capture

@@ -19,7 +19,4 @@ inline constexpr std::uint8_t kIpProtoUdp = 17;
 /// The ID of the flow between `a` and `b` (same address family) over `proto`, with seed 0 unless given.
 std::string community_id(const Endpoint& a, const Endpoint& b, std::uint8_t proto, std::uint16_t seed = 0);
 
-/// An endpoint from an address's text ("10.0.0.5", "::1") and a port; nullopt when it is no address.
-std::optional<Endpoint> endpoint_from_text(std::string_view address, std::uint16_t port);
-
 }  // namespace kmscope::capture

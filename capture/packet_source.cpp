@@ -1,5 +1,6 @@
 #include "packet_source.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio_ext.h>
 #include <sys/stat.h>
@@ -194,6 +195,16 @@ std::uint64_t word(const std::uint8_t* p) {
     return w;
 }
 }  // namespace
+
+std::optional<Endpoint> endpoint_from_text(std::string_view address, std::uint16_t port) {
+    const std::string s(address);
+    Endpoint e;
+    e.port = port;
+    if (inet_pton(AF_INET, s.c_str(), e.addr.data()) == 1) return e;
+    e.v6 = true;
+    if (inet_pton(AF_INET6, s.c_str(), e.addr.data()) == 1) return e;
+    return std::nullopt;
+}
 
 bool Endpoint::precedes(const Endpoint& o) const {
     const std::uint64_t lo = word(addr.data()), olo = word(o.addr.data());
@@ -450,7 +461,6 @@ bool PacketSource::for_each_segment(const std::function<void(const TcpSegment&)>
         const FileTime t{static_cast<std::uint64_t>(FileTime::from_unix(hdr->ts.tv_sec).ticks) +
                          (nanoseconds_ ? frac / 100 : frac * 10)};
         deliver(link, t, ByteView(data, hdr->caplen), on_segment);
-        if (live_ && on_tick_) on_tick_();
     }
 }
 

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <string>
 
 #include "kmscope/bytes.hpp"
@@ -34,6 +35,10 @@ struct Endpoint {
     /// A strict total order on the address words and the port, without memcmp (not the text order).
     bool precedes(const Endpoint& o) const;
 };
+
+/// An endpoint from an address's text ("10.0.0.5", "::1", no brackets) and a port; nullopt when it is no
+/// address.
+std::optional<Endpoint> endpoint_from_text(std::string_view address, std::uint16_t port);
 
 /// A connection's two endpoints in a fixed order, so that both directions of it give the same key.
 struct FlowKey {
@@ -101,8 +106,9 @@ public:
     PacketSource(const PacketSource&) = delete;
     PacketSource& operator=(const PacketSource&) = delete;
 
-    /// Live captures: `tick` runs on the reading thread at least every poll interval, with or without
-    /// traffic; reading ends (for_each_segment returns true) once `stop` is set, within one interval.
+    /// Live captures: `tick` runs on the reading thread whenever what the interface had is read (at
+    /// least every poll interval, with or without traffic; never per packet); reading ends
+    /// (for_each_segment returns true) once `stop` is set, within one interval.
     void set_tick_handler(std::function<void()> tick) { on_tick_ = std::move(tick); }
     void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
     /// Live captures: libpcap's counters (zeros for a file).

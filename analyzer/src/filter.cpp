@@ -1,7 +1,5 @@
 #include "filter.hpp"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -32,18 +30,12 @@ std::optional<T> number(std::string_view s) {
 
 // "1.2.3.4" or "::1" (no brackets, no port) into `m`.
 bool parse_address(std::string_view text, AddressMatch& m) {
-    const std::string s(text);
-    if (inet_pton(AF_INET, s.c_str(), m.addr.data()) == 1) {
-        m.v6 = false;
-        m.prefix = 32;
-        return true;
-    }
-    if (inet_pton(AF_INET6, s.c_str(), m.addr.data()) == 1) {
-        m.v6 = true;
-        m.prefix = 128;
-        return true;
-    }
-    return false;
+    auto e = capture::endpoint_from_text(text, 0);
+    if (!e) return false;
+    m.addr = e->addr;
+    m.v6 = e->v6;
+    m.prefix = e->v6 ? 128 : 32;
+    return true;
 }
 
 }  // namespace

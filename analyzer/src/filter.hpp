@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kmscope/bytes.hpp"
+#include "packet_source.hpp"
 #include "kmscope/products.hpp"
 #include "records.hpp"
 

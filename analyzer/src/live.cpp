@@ -81,9 +81,14 @@ int run_live(Analyzer& analyzer, const LiveSettings& settings, std::FILE* out) {
     auto next = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                    std::chrono::duration<double>(settings.stats_seconds));
     capture::LiveStats last;
+    auto next_sample = Clock::now();
     const bool ok = analyzer.run_live(settings.capture, g_stop, [&](const capture::PacketSource& source) {
+        // pcap_stats is a system call: a few samples a second serve the lines, the last one the final line.
+        const auto now = Clock::now();
+        if (now < next_sample) return;
+        next_sample = now + std::chrono::milliseconds(250);
         last = source.live_stats();
-        if (settings.stats_seconds <= 0 || Clock::now() < next) return;
+        if (settings.stats_seconds <= 0 || now < next) return;
         print_stats(settings.capture.interface, last, analyzer);
         next = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                   std::chrono::duration<double>(settings.stats_seconds));

@@ -19,13 +19,7 @@ from synthcap import SYN, Pkt, dns_name, frame, raw_udp, session, write_pcap
 
 ANALYZER, CAPTURES, SCHEMA = (os.path.abspath(a) for a in sys.argv[1:4])
 WORK = tempfile.mkdtemp(prefix='kms-eve-')
-FAILURES, CHECKS = [], [0]
-
-def check(cond, what):
-    CHECKS[0] += 1
-    if not cond:
-        FAILURES.append(what)
-        print('FAIL', what)
+from checks import CHECKS, FAILURES, check
 
 def run(*args, expect_rc=0):
     p = subprocess.run([ANALYZER, '--no-progress'] + list(args), capture_output=True)

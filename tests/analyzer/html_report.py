@@ -15,13 +15,7 @@ from synthcap import SYN, Pkt, dns_name, frame, raw_udp, session, write_pcap
 ANALYZER, CAPTURES = (os.path.abspath(a) for a in sys.argv[1:3])
 WORK = tempfile.mkdtemp(prefix='kms-html-')
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
-FAILURES, CHECKS = [], [0]
-
-def check(cond, what):
-    CHECKS[0] += 1
-    if not cond:
-        FAILURES.append(what)
-        print('FAIL', what)
+from checks import CHECKS, FAILURES, check
 
 def run(args, timeout=300):
     p = subprocess.run([ANALYZER, '--no-progress'] + args, capture_output=True, timeout=timeout)

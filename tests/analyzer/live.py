@@ -33,13 +33,7 @@ from synthcap import dns_name, session
 ANALYZER, REPLAY, CAPTURES, SCHEMA = (os.path.abspath(a) for a in sys.argv[1:5])
 WORK = tempfile.mkdtemp(prefix='kms-live-')
 os.chmod(WORK, 0o1777)  # the analyzer runs as nobody once the interface is open, and reopens its output here
-FAILURES, CHECKS = [], [0]
-
-def check(cond, what):
-    CHECKS[0] += 1
-    if not cond:
-        FAILURES.append(what)
-        print('FAIL', what)
+from checks import CHECKS, FAILURES, check
 
 def wait_until(cond, seconds, what):
     end = time.monotonic() + seconds

@@ -51,13 +51,7 @@ def essence(r, keep_endpoints=False):
         e['client'], e['server'] = r['client'], r['server']
     return e
 
-FAILURES, CHECKS = [], [0]
-
-def check(cond, what):
-    CHECKS[0] += 1
-    if not cond:
-        FAILURES.append(what)
-        print('FAIL', what)
+from checks import CHECKS, FAILURES, check
 
 def same(path, reference, what, keep_endpoints=False):
     got = [essence(r, keep_endpoints) for r in exchanges(path)]
