@@ -255,25 +255,30 @@ bool Analyzer::read(capture::PacketSource& source, const std::string& file, cons
         // This thread reads and decodes packets; the reassembly thread below does TCP and everything
         // above it, and hands records to the output thread.
         std::string reassembly_error;
+        SparePackets spares;
         {
             BatchPipe<PacketBatch> reassembly(
                 [&](PacketBatch& batch) {
-                    if (!reassembly_error.empty()) return;
-                    try {
-                        batch.replay([&](const capture::TcpSegment& s) { split.add(s); },
-                                     [&](const capture::UdpDatagram& d) { on_udp(file, d); });
-                        live_.open_connections.store(split.open_connections(), std::memory_order_relaxed);
-                        live_.evicted_connections.store(split.evicted(), std::memory_order_relaxed);
-                    } catch (const std::exception& e) {
-                        reassembly_error = e.what();
+                    if (reassembly_error.empty()) {
+                        try {
+                            batch.replay([&](const capture::TcpSegment& s) { split.add(s); },
+                                         [&](const capture::UdpDatagram& d) { on_udp(file, d); });
+                            live_.open_connections.store(split.open_connections(), std::memory_order_relaxed);
+                            live_.evicted_connections.store(split.evicted(), std::memory_order_relaxed);
+                        } catch (const std::exception& e) {
+                            reassembly_error = e.what();
+                        }
                     }
+                    spares.put(std::move(batch));
                 },
-                1, 4);
-            PacketBatch batch;
-            auto flush_if_full = [&] {
-                if (!batch.full()) return;
+                1, kBatchesInFlight);
+            PacketBatch batch = spares.take();
+            auto pass_on = [&] {
                 reassembly.push(std::move(batch));
-                batch = PacketBatch();
+                batch = spares.take();
+            };
+            auto flush_if_full = [&] {
+                if (batch.full()) pass_on();
             };
             source.set_udp_handler([&](const capture::UdpDatagram& d) {
                 if (!is_dns(d)) return;
@@ -294,10 +299,7 @@ bool Analyzer::read(capture::PacketSource& source, const std::string& file, cons
             };
             // Live: what the interface gave is passed on at every poll, not when a batch is full.
             source.set_tick_handler([&] {
-                if (!batch.empty()) {
-                    reassembly.push(std::move(batch));
-                    batch = PacketBatch();
-                }
+                if (!batch.empty()) pass_on();
                 if (tick) tick();
             });
             ok = source.for_each_segment(on_segment);

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #include "packet_source.hpp"
@@ -26,6 +27,17 @@ public:
     void add(const capture::UdpDatagram& d) { add({d.time, d.frame, d.src, d.dst, 0, 0, 0, {}}, &d, d.payload); }
     bool full() const { return packets_.size() >= kMaxPackets || payloads_.size() >= kMaxBytes; }
     bool empty() const { return packets_.empty(); }
+    /// Empties the batch and keeps its buffers, so that a recycled batch fills without allocating (a fresh
+    /// megabyte per batch costs page faults and reallocation copies on every batch).
+    void clear() {
+        packets_.clear();
+        payloads_.clear();
+    }
+    /// Sizes the buffers for a full batch once (a payload may overrun kMaxBytes by one packet).
+    void reserve() {
+        packets_.reserve(kMaxPackets);
+        payloads_.reserve(kMaxBytes + 65536);
+    }
 
     /// Hands every packet, in order, to `on_tcp` or `on_udp`.
     template <class Tcp, class Udp>
@@ -57,6 +69,38 @@ private:
     }
     std::vector<Packet> packets_;
     std::vector<std::uint8_t> payloads_;
+};
+
+/// Batches on their way between the reading and the reassembly thread, at most this many at once.
+inline constexpr std::size_t kBatchesInFlight = 4;
+
+/// Emptied batches handed back by the reassembly thread for the reading thread to fill again: the
+/// buffers of a few batches are allocated once per file instead of once per batch.
+class SparePackets {
+public:
+    PacketBatch take() {
+        {
+            std::lock_guard lock(mu_);
+            if (!spare_.empty()) {
+                PacketBatch b = std::move(spare_.back());
+                spare_.pop_back();
+                return b;
+            }
+        }
+        PacketBatch b;
+        b.reserve();
+        return b;
+    }
+    void put(PacketBatch&& b) {
+        b.clear();
+        std::lock_guard lock(mu_);
+        // In flight, being filled, being replayed: no more can be in use at once.
+        if (spare_.size() < kBatchesInFlight + 2) spare_.push_back(std::move(b));
+    }
+
+private:
+    std::mutex mu_;
+    std::vector<PacketBatch> spare_;
 };
 
 }  // namespace kmscope::analyzer
