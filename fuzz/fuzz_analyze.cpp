@@ -86,7 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Totals totals;
     {
         Analyzer analyzer(opt, ProductTable::builtin(), out);
-        analyzer.run(path);
+        analyzer.run({path});
         analyzer.finish();
         totals = analyzer.totals();
     }

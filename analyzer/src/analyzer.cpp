@@ -1,12 +1,15 @@
 #include "analyzer.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 #include "ignored_flows.hpp"
 #include "packet_batch.hpp"
 #include "progress_line.hpp"
+#include "record_lane.hpp"
 
 namespace kmscope::analyzer {
 
@@ -69,6 +72,31 @@ struct Analyzer::ConnState {
     bool answered = false;  // a KMS response, HRESULT or fault came back
 };
 
+// One input being read: its connections and server fingerprints, and where its records go.
+struct Analyzer::FileRun {
+    explicit FileRun(const std::string& name) : file(name) {}
+    const std::string& file;                             // names it in records, and outlives them
+    std::unique_ptr<RecordLane<Record>> lane;            // none: records go straight to the output thread (live)
+    bool progress = false;                               // this file's own progress line
+    std::unordered_map<std::uint64_t, ConnState> conns;  // open KMS connections, by index
+    std::unordered_map<std::string, ServerFingerprint> fingerprints;  // by server "ip:port", this file's
+    std::set<std::uint16_t> seen_kms_ports;
+    // Unanswered connections, by server port, on ports not yet known to be KMS.
+    std::vector<std::pair<std::uint16_t, ConnectionRecord>> candidates;
+    std::string errors;  // said on stderr once the file's records are out
+    bool ok = true;
+    std::uint64_t bytes = 0, packets = 0;  // read, once the file is done
+};
+
+template <class R>
+void Analyzer::emit(FileRun& run, R&& record) {
+    using T = std::decay_t<R>;
+    if (run.lane)
+        run.lane->emplace(std::in_place_type<T>, std::forward<R>(record));
+    else
+        pipe_.emplace(std::in_place_type<T>, std::forward<R>(record));
+}
+
 Analyzer::Analyzer(Options options, const ProductTable& products, std::FILE* out)
     : opt_(std::move(options)),
       products_(products),
@@ -104,16 +132,16 @@ void Analyzer::output(Record& record) {
     }
 }
 
-void Analyzer::on_events(const std::string& file, const capture::TcpConnection& c, std::vector<Event>&& events) {
+void Analyzer::on_events(FileRun& run, const capture::TcpConnection& c, std::vector<Event>&& events) {
     if (!c.conversation.is_kms()) return;  // other DCE/RPC, or not DCE/RPC at all
-    ConnState& st = conns_[c.index];
+    ConnState& st = run.conns[c.index];
     if (!st.fp) {
         st.client = c.client.to_string();
         st.server = c.server.to_string();
         st.client_ip = c.client.address_string();
         st.server_ip = c.server.address_string();
-        st.fp = &fingerprints_[st.server];
-        seen_kms_ports_.insert(c.server.port);
+        st.fp = &run.fingerprints[st.server];
+        run.seen_kms_ports.insert(c.server.port);
     }
     for (auto& e : events) {
         st.fp->observe(e);
@@ -131,7 +159,7 @@ void Analyzer::on_events(const std::string& file, const capture::TcpConnection& 
         ++st.exchanges;
         if (x->outcome != Outcome::NoResponse) st.answered = true;
         ExchangeRecord r;
-        r.file = &file;
+        r.file = &run.file;
         r.stream = c.index - 1;
         r.client = st.client;
         r.server = st.server;
@@ -144,24 +172,24 @@ void Analyzer::on_events(const std::string& file, const capture::TcpConnection& 
         r.x = std::move(*x);
         r.stream_diagnostics = st.take_diagnostics();
         r.impl = st.fp->verdict();
-        pipe_.emplace(std::in_place_type<ExchangeRecord>, std::move(r));
+        emit(run, std::move(r));
     }
 }
 
-void Analyzer::on_end(const std::string& file, const capture::TcpConnection& c) {
-    auto it = conns_.find(c.index);
+void Analyzer::on_end(FileRun& run, const capture::TcpConnection& c) {
+    auto it = run.conns.find(c.index);
     const bool kms = c.conversation.is_kms();
     const bool candidate = !kms && !c.ignored && c.syn_seen && c.to_client.bytes == 0;
     ConnState st;
-    if (it != conns_.end()) {
+    if (it != run.conns.end()) {
         st = std::move(it->second);
-        conns_.erase(it);
+        run.conns.erase(it);
     }
     if (!kms && !candidate) return;
     if (kms && st.diagnostics.empty() && !st.diagnostics_left_out && (st.answered || st.exchanges > 0))
         return;  // fully told by its exchanges
     ConnectionRecord r;
-    r.file = &file;
+    r.file = &run.file;
     r.stream = c.index - 1;
     r.first_seen = c.first_seen;
     r.client = c.client.to_string();
@@ -179,23 +207,23 @@ void Analyzer::on_end(const std::string& file, const capture::TcpConnection& c) 
             r.diagnostics.push_back("no KMS request was answered: " + state_sentence(r.state));
         for (auto& d : st.take_diagnostics()) r.diagnostics.push_back(std::move(d));
         r.unanswered = !st.answered;
-        pipe_.emplace(std::in_place_type<ConnectionRecord>, std::move(r));
+        emit(run, std::move(r));
         return;
     }
     r.diagnostics.push_back(state_sentence(r.state));
     r.unanswered = true;
-    if (opt_.kms_ports.count(c.server.port) || seen_kms_ports_.count(c.server.port)) {
-        pipe_.emplace(std::in_place_type<ConnectionRecord>, std::move(r));
-    } else if (candidates_.size() < 4096) {
-        candidates_.emplace_back(c.server.port, std::move(r));  // decided at the end of the file
+    if (opt_.kms_ports.count(c.server.port) || run.seen_kms_ports.count(c.server.port)) {
+        emit(run, std::move(r));
+    } else if (run.candidates.size() < 4096) {
+        run.candidates.emplace_back(c.server.port, std::move(r));  // decided at the end of the file
     }
 }
 
-void Analyzer::on_udp(const std::string& file, const capture::UdpDatagram& d) {
+void Analyzer::on_udp(FileRun& run, const capture::UdpDatagram& d) {
     auto m = parse_kms_discovery(d.payload);
     if (!m) return;
     DnsRecord r;
-    r.file = &file;
+    r.file = &run.file;
     r.time = d.time;
     const capture::Endpoint& client = m->response ? d.dst : d.src;
     const capture::Endpoint& server = m->response ? d.src : d.dst;
@@ -206,50 +234,88 @@ void Analyzer::on_udp(const std::string& file, const capture::UdpDatagram& d) {
     r.client_port = client.port;
     r.server_port = server.port;
     r.message = std::move(*m);
-    pipe_.emplace(std::in_place_type<DnsRecord>, std::move(r));
+    emit(run, std::move(r));
 }
 
-bool Analyzer::run(const std::string& path) {
-    ++totals_.files;
-    bool ok = true;
-    try {
-        capture::PacketSource source(path);
-        ok = read(source, path);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "kms-analyze: %s\n", e.what());
-        ok = false;
+bool Analyzer::run(const std::vector<std::string>& files, unsigned jobs) {
+    std::vector<std::unique_ptr<FileRun>> runs;
+    for (const auto& f : files) {
+        runs.push_back(std::make_unique<FileRun>(f));
+        runs.back()->lane = std::make_unique<RecordLane<Record>>();
+        runs.back()->progress = opt_.progress && jobs <= 1;
     }
-    pipe_.drain();  // this file's records are out before the next file (and before its errors)
-    std::fflush(out_);
-    if (!ok) ++totals_.bad_files;
+    // Workers take the files in order, so the file being printed is always one being read or read:
+    // the lanes of the files after it fill up and wait, and memory stays at `jobs` files' worth.
+    std::atomic<std::size_t> next{0};
+    std::vector<std::thread> workers;
+    const std::size_t n_workers = std::clamp<std::size_t>(jobs, 1, std::max<std::size_t>(runs.size(), 1));
+    for (std::size_t w = 0; w < n_workers; ++w)
+        workers.emplace_back([&] {
+            for (std::size_t i; (i = next.fetch_add(1)) < runs.size();) analyse_file(*runs[i]);
+        });
+    bool ok = true;
+    const bool show = opt_.progress && runs.size() > 1 && n_workers > 1;
+    ProgressLine progress(std::to_string(runs.size()) + " files");
+    std::uint64_t bytes = 0, packets = 0, done = 0;
+    for (auto& run : runs) {
+        std::vector<Record> batch;
+        while (run->lane->pop(batch)) pipe_.push_batch(std::move(batch));
+        pipe_.drain();  // this file's records are out before its errors and the next file's records
+        std::fflush(out_);
+        if (show) progress.clear();
+        std::fputs(run->errors.c_str(), stderr);
+        ++totals_.files;
+        if (!run->ok) ++totals_.bad_files;
+        ok = ok && run->ok;
+        for (auto& [server, fp] : run->fingerprints) fingerprints_[server].absorb(fp);
+        run->fingerprints.clear();
+        bytes += run->bytes;
+        packets += run->packets;
+        if (show && ++done < runs.size())
+            progress.show(static_cast<double>(done) / static_cast<double>(runs.size()), bytes, packets);
+    }
+    for (auto& w : workers) w.join();
     return ok;
+}
+
+void Analyzer::analyse_file(FileRun& run) {
+    try {
+        capture::PacketSource source(run.file);
+        run.ok = read(source, run);
+    } catch (const std::exception& e) {
+        run.errors += std::string("kms-analyze: ") + e.what() + "\n";
+        run.ok = false;
+    }
+    run.lane->close();  // the last touch: the output may now take the run's results
 }
 
 bool Analyzer::run_live(const capture::LiveOptions& live, const std::atomic<bool>& stop,
                         const std::function<void(const capture::PacketSource&)>& tick) {
-    bool ok = true;
     const std::string name = "live:" + live.interface;  // records point at it until the pipe is drained
+    FileRun run(name);
     try {
         capture::PacketSource source(live);
         if (on_open_) on_open_();
         source.set_stop_flag(&stop);
-        ok = read(source, name, [&] { tick(source); });
+        run.ok = read(source, run, [&] { tick(source); });
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "kms-analyze: %s\n", e.what());
-        ok = false;
+        run.errors += std::string("kms-analyze: ") + e.what() + "\n";
+        run.ok = false;
     }
     pipe_.drain();
     std::fflush(out_);
-    return ok;
+    std::fputs(run.errors.c_str(), stderr);
+    for (auto& [server, fp] : run.fingerprints) fingerprints_[server].absorb(fp);
+    return run.ok;
 }
 
-bool Analyzer::read(capture::PacketSource& source, const std::string& file, const std::function<void()>& tick) {
+bool Analyzer::read(capture::PacketSource& source, FileRun& run, const std::function<void()>& tick) {
     bool ok = true;
     try {
-        capture::TcpSplit split([&](const capture::TcpConnection& c,
-                                    std::vector<Event>&& events) { on_events(file, c, std::move(events)); },
-                                opt_.limits);
-        split.on_end([&](const capture::TcpConnection& c) { on_end(file, c); });
+        capture::TcpSplit split(
+            [&](const capture::TcpConnection& c, std::vector<Event>&& events) { on_events(run, c, std::move(events)); },
+            opt_.limits);
+        split.on_end([&](const capture::TcpConnection& c) { on_end(run, c); });
         IgnoredFlows ignored;
         split.on_ignore([&](const capture::TcpConnection& c) { ignored.report(c.client, c.server); });
         // This thread reads and decodes packets; the reassembly thread below does TCP and everything
@@ -262,7 +328,7 @@ bool Analyzer::read(capture::PacketSource& source, const std::string& file, cons
                     if (reassembly_error.empty()) {
                         try {
                             batch.replay([&](const capture::TcpSegment& s) { split.add(s); },
-                                         [&](const capture::UdpDatagram& d) { on_udp(file, d); });
+                                         [&](const capture::UdpDatagram& d) { on_udp(run, d); });
                             live_.open_connections.store(split.open_connections(), std::memory_order_relaxed);
                             live_.evicted_connections.store(split.evicted(), std::memory_order_relaxed);
                         } catch (const std::exception& e) {
@@ -286,8 +352,8 @@ bool Analyzer::read(capture::PacketSource& source, const std::string& file, cons
                 flush_if_full();
             });
             std::uint64_t n = 0;
-            const bool show = opt_.progress && !source.live();
-            ProgressLine progress(file);
+            const bool show = run.progress && !source.live();
+            ProgressLine progress(run.file);
             auto on_segment = [&](const capture::TcpSegment& s) {
                 // Every segment goes through skip_payload(): SYN, FIN and RST end what it knows.
                 if (ignored.skip_payload(s, opt_.limits.idle_ticks) && !s.payload.empty())
@@ -295,7 +361,7 @@ bool Analyzer::read(capture::PacketSource& source, const std::string& file, cons
                 else
                     batch.add(s);
                 flush_if_full();
-                if (show && (++n & 0xFFFF) == 0) progress.show(source.progress(), source.offset(), n);
+                if ((++n & 0xFFFF) == 0 && show) progress.show(source.progress(), source.offset(), n);
             };
             // Live: what the interface gave is passed on at every poll, not when a batch is full.
             source.set_tick_handler([&] {
@@ -305,16 +371,18 @@ bool Analyzer::read(capture::PacketSource& source, const std::string& file, cons
             ok = source.for_each_segment(on_segment);
             if (!batch.empty()) reassembly.push(std::move(batch));
             if (show && n >= 0x10000) progress.clear();
+            run.bytes = source.offset();
+            run.packets = n;
         }  // the reassembly thread has seen every packet
-        if (!ok) std::fprintf(stderr, "kms-analyze: %s\n", source.error().c_str());
+        if (!ok) run.errors += "kms-analyze: " + source.error() + "\n";
         if (!reassembly_error.empty()) throw std::runtime_error(reassembly_error);
         split.finish();
-        for (auto& [port, r] : candidates_)
-            if (seen_kms_ports_.count(port)) pipe_.emplace(std::in_place_type<ConnectionRecord>, std::move(r));
-        candidates_.clear();
-        conns_.clear();
+        for (auto& [port, r] : run.candidates)
+            if (run.seen_kms_ports.count(port)) emit(run, std::move(r));
+        run.candidates.clear();
+        run.conns.clear();
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "kms-analyze: %s\n", e.what());
+        run.errors += std::string("kms-analyze: ") + e.what() + "\n";
         ok = false;
     }
     return ok;

@@ -5,9 +5,9 @@
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -34,9 +34,9 @@ struct Options {
     std::vector<Filter> filters;
     std::set<std::uint16_t> kms_ports{1688};
     capture::TcpLimits limits;
-    bool alerts = false;                     // print alert events (alerts.hpp) after their records
+    bool alerts = false;                       // print alert events (alerts.hpp) after their records
     std::vector<AddressMatch> expect_servers;  // --expect-server: any other KMS server is rogue
-    bool live = false;                       // records leave one by one, not in batches
+    bool live = false;                         // records leave one by one, not in batches
 };
 
 /// Totals over everything analysed.
@@ -56,9 +56,11 @@ class Analyzer {
 public:
     Analyzer(Options options, const ProductTable& products, std::FILE* out);
     ~Analyzer();
-    /// Analyses one file ("-" is standard input); returns false (after printing why on stderr) when it
-    /// could not be opened or is corrupt; what was read before the damage is still reported.
-    bool run(const std::string& path);
+    /// Analyses capture files ("-" is standard input), up to `jobs` of them at once. The records come out in
+    /// the order of `files`, each file's in capture order: the same output whatever `jobs` is. Returns
+    /// false when a file could not be opened or is corrupt (said on stderr, in file order, after that
+    /// file's records); what was read before the damage is still reported.
+    bool run(const std::vector<std::string>& files, unsigned jobs = 1);
     /// Captures live from an interface until `stop` is set (within one poll interval); `tick` runs on the
     /// reading thread at every poll and packet (statistics, reopening). False when the interface could
     /// not be opened or reading failed (said on stderr).
@@ -75,11 +77,16 @@ public:
 
 private:
     struct ConnState;
-    void on_events(const std::string& file, const capture::TcpConnection& c, std::vector<Event>&& events);
-    void on_end(const std::string& file, const capture::TcpConnection& c);
-    void on_udp(const std::string& file, const capture::UdpDatagram& d);
-    // Reads one source to its end (or its stop flag); `file` names it in records and must outlive them.
-    bool read(capture::PacketSource& source, const std::string& file, const std::function<void()>& tick = {});
+    struct FileRun;
+    void on_events(FileRun& run, const capture::TcpConnection& c, std::vector<Event>&& events);
+    void on_end(FileRun& run, const capture::TcpConnection& c);
+    void on_udp(FileRun& run, const capture::UdpDatagram& d);
+    template <class R>
+    void emit(FileRun& run, R&& record);
+    // Opens and reads one file, on a worker thread of run().
+    void analyse_file(FileRun& run);
+    // Reads one source to its end (or its stop flag); false, with the reason in run.errors, on a read error.
+    bool read(capture::PacketSource& source, FileRun& run, const std::function<void()>& tick = {});
     // On the output thread.
     void output(Record& record);
 
@@ -90,12 +97,10 @@ private:
     std::unique_ptr<Summary> summary_;
     std::unique_ptr<HtmlReport> report_;  // --html
     LiveCounters live_;
-    Totals totals_;                                                    // exchange counts are kept by the output thread
-    std::unordered_map<std::uint64_t, ConnState> conns_;               // by connection index
-    std::unordered_map<std::string, ServerFingerprint> fingerprints_;  // by server "ip:port"
-    std::set<std::uint16_t> seen_kms_ports_;
-    // Unanswered connections, by server port, on ports not yet known to be KMS.
-    std::vector<std::pair<std::uint16_t, ConnectionRecord>> candidates_;
+    Totals totals_;  // exchange counts are kept by the output thread
+    // By server "ip:port", over every file: each file's fingerprints are added in file order once its
+    // records are out (the records' own verdicts come from their file's fingerprints).
+    std::unordered_map<std::string, ServerFingerprint> fingerprints_;
     AlertRules alert_rules_;
     std::function<void()> on_open_, before_output_;
     BatchPipe<Record> pipe_;  // last: its thread stops before the rest is destroyed

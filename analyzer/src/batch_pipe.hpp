@@ -43,6 +43,11 @@ public:
         batch_.emplace_back(std::forward<Args>(args)...);
         if (batch_.size() >= batch_size_) submit();
     }
+    /// Hands over a whole group of items at once, after those pushed before it.
+    void push_batch(std::vector<T>&& items) {
+        submit();
+        enqueue(std::move(items));
+    }
     /// Returns once every item pushed so far has been consumed.
     void drain() {
         submit();
@@ -53,11 +58,15 @@ public:
 private:
     void submit() {
         if (batch_.empty()) return;
-        std::unique_lock lock(mu_);
-        idle_.wait(lock, [&] { return queue_.size() < max_queued_; });
-        queue_.push_back(std::move(batch_));
+        enqueue(std::move(batch_));
         batch_ = {};
         batch_.reserve(batch_size_);
+    }
+    void enqueue(std::vector<T>&& items) {
+        if (items.empty()) return;
+        std::unique_lock lock(mu_);
+        idle_.wait(lock, [&] { return queue_.size() < max_queued_; });
+        queue_.push_back(std::move(items));
         lock.unlock();
         wake_.notify_one();
     }

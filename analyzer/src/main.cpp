@@ -4,16 +4,18 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "analyzer.hpp"
-#include "live.hpp"
 #include "kmscope/version.hpp"
+#include "live.hpp"
 
 int main(int argc, char** argv) {
     using namespace kmscope;
@@ -35,8 +37,7 @@ int main(int argc, char** argv) {
     auto* live_opt = app.add_option("--live", live.capture.interface,
                                     "capture live from this interface (lo, eth0, any) until SIGINT or SIGTERM; "
                                     "exchanges and alerts are printed as they complete");
-    app.add_option("--bpf", live.capture.bpf_filter, "with --live: a capture filter (tcpdump syntax)")
-        ->needs(live_opt);
+    app.add_option("--bpf", live.capture.bpf_filter, "with --live: a capture filter (tcpdump syntax)")->needs(live_opt);
     app.add_option("--snaplen", live.capture.snaplen, "with --live: bytes kept per packet")
         ->check(CLI::Range(64, 262144))
         ->needs(live_opt);
@@ -53,8 +54,7 @@ int main(int argc, char** argv) {
         ->needs(live_opt);
     app.add_option("--output,-o", live.output_path,
                    "write records to this file (appended) instead of standard output; reopened on SIGHUP");
-    app.add_flag("--alerts", alerts,
-                 "print alert events after their records (always with --live and --format eve)");
+    app.add_flag("--alerts", alerts, "print alert events after their records (always with --live and --format eve)");
     app.add_option("--expect-server", expect_servers,
                    "a legitimate KMS server (address, address:port or CIDR; repeatable): any other server "
                    "answering KMS raises a rogue_server alert")
@@ -80,6 +80,11 @@ int main(int argc, char** argv) {
     app.add_option("--idle-timeout", idle_seconds, "seconds of capture time after which an idle connection ends")
         ->check(CLI::PositiveNumber);
     app.add_flag("--no-progress", no_progress, "never show the progress line on stderr");
+    unsigned jobs = 1;
+    app.add_option("--jobs,-j", jobs,
+                   "capture files analysed at once, each on two threads (0: one per CPU core); the output is the "
+                   "same as one at a time, in the order the files are given")
+        ->excludes(live_opt);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -149,8 +154,8 @@ int main(int argc, char** argv) {
         std::setvbuf(out, out_buffer, _IOFBF, sizeof out_buffer);
     Analyzer analyzer(opt, products, out);
     if (opt.live) return run_live(analyzer, live, out);
-    bool inputs_ok = true;
-    for (const auto& file : files) inputs_ok = analyzer.run(file) && inputs_ok;
+    if (jobs == 0) jobs = std::max(1u, std::thread::hardware_concurrency());
+    const bool inputs_ok = analyzer.run(files, jobs);
     analyzer.finish();
     std::fflush(out);
     if (html) {

@@ -107,6 +107,26 @@ void ServerFingerprint::check_consistency() {
     }
 }
 
+void ServerFingerprint::absorb(const ServerFingerprint& later) {
+    vlmcsd_ += later.vlmcsd_;
+    pykms_ += later.pykms_;
+    emulator_ += later.emulator_;
+    answered_ = answered_ || later.answered_;
+    for (const auto& t : later.tells_) tell(t);
+    if (later.last_epid_) {
+        if (last_epid_ && *last_epid_ != *later.last_epid_ && !several_epids_ && !later.several_epids_) {
+            ++emulator_;
+            tell("different ePIDs from the same server (per-request random ePIDs: py-kms default, vlmcsd -r2)");
+        }
+        last_epid_ = later.last_epid_;
+    }
+    if (later.several_epids_ && several_epids_) --emulator_;  // the tell counts once, as in one file
+    several_epids_ = several_epids_ || later.several_epids_;
+    if (later.epid_build_) epid_build_ = later.epid_build_;
+    if (later.ndr64_accepted_) ndr64_accepted_ = later.ndr64_accepted_;
+    last_assoc_group_.reset();
+}
+
 void ServerFingerprint::observe(const Event& e) {
     if (const auto* n = std::get_if<ContextNegotiation>(&e)) observe(*n);
     if (const auto* x = std::get_if<Exchange>(&e)) observe(*x);

@@ -79,6 +79,30 @@ TEST(Fingerprint, VlmcsdAssocGroupPerConnection) {
     EXPECT_NE(std::find(t.begin(), t.end(), "assoc_group grows by 1 per connection (vlmcsd)"), t.end());
 }
 
+// kms-analyze keeps one fingerprint per server and file, and adds each file's to the whole run's in file
+// order (absorb), so that files analysed in parallel give the same summary as one after the other.
+TEST(Fingerprint, AbsorbAddsALaterFilesEvidence) {
+    const std::string several =
+        "different ePIDs from the same server (per-request random ePIDs: py-kms default, vlmcsd -r2)";
+    auto a = fingerprint_of("vlmcs-vlmcsd-v4-win7pro-fixedid-1req.pcapng");
+    const auto b = fingerprint_of("vlmcs-vlmcsd-v5-office2013-N0-1req.pcapng");
+    ASSERT_EQ(a.verdict(), ServerImpl::GenuineLike);
+    ASSERT_EQ(b.verdict(), ServerImpl::GenuineLike);
+    a.absorb(b);  // one ePID in each file, but not the same one
+    EXPECT_EQ(std::count(a.tells().begin(), a.tells().end(), several), 1);
+    EXPECT_EQ(a.verdict(), ServerImpl::Unknown);
+
+    const auto pykms = fingerprint_of("vlmcs-pykms-v5-office2013-2req-reconnect.pcapng");
+    ServerFingerprint whole;
+    whole.absorb(pykms);  // into nothing: the same evidence
+    EXPECT_EQ(whole.tells(), pykms.tells());
+    EXPECT_EQ(whole.verdict(), ServerImpl::PyKms);
+    whole.absorb(pykms);  // the same file twice: nothing new to tell
+    EXPECT_EQ(whole.tells(), pykms.tells());
+    whole.absorb(fingerprint_of("vlmcs-vlmcsd-d-v6-2req-reconnect.pcapng"));
+    EXPECT_GT(whole.tells().size(), pykms.tells().size());  // vlmcsd's tells join py-kms's
+}
+
 TEST(Fingerprint, NothingAnsweredIsUnknown) {
     ServerFingerprint fp;
     EXPECT_EQ(fp.verdict(), ServerImpl::Unknown);

@@ -25,6 +25,11 @@ public:
     void observe(const Exchange& exchange);
     /// Takes any conversation event into account.
     void observe(const Event& event);
+    /// Adds the evidence of a separate, later observation of the same server (another capture file): tells,
+    /// counts and the latest ePID and build. Connections in two files are not consecutive, so the assoc_group
+    /// sequence starts afresh, and a consistency check between one file's NDR64 answer and the other's
+    /// ePID build is not made.
+    void absorb(const ServerFingerprint& later);
     /// The best guess so far.
     ServerImpl verdict() const;
     /// The observations behind the verdict, one short sentence each (emulator tells and consistency notes).

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""kms-analyze --jobs (issue 13): several files analysed at once give exactly the output of one at a time
+(records by file, then in capture order; errors on stderr after their file's records; the same exit
+status and summary) in every format, and memory stays bounded when the output cannot keep up.
+
+usage: jobs.py KMS_ANALYZE CAPTURES_DIR"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from checks import FAILURES, check  # noqa: E402
+
+analyze, captures = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+names = [e['file'] for e in json.load(open(os.path.join(captures, 'MANIFEST.json')))]
+work = tempfile.mkdtemp(prefix='kms-jobs-')
+
+
+def run(args, jobs):
+    """stdout and stderr of one run, in one stream (so their interleaving is compared too), and the exit
+    status."""
+    p = subprocess.run([analyze, '--no-progress', '--jobs', str(jobs)] + args, cwd=work,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    return p.returncode, p.stdout.decode()
+
+
+try:
+    # The bundled captures, one of them twice, a damaged one (cut in the middle of a packet: its records
+    # before the damage and then an error) and a file that does not exist, in the middle of the list.
+    for n in names:
+        shutil.copy(os.path.join(captures, n), work)
+    damaged = 'damaged-' + names[-1]
+    data = open(os.path.join(captures, names[-1]), 'rb').read()
+    open(os.path.join(work, damaged), 'wb').write(data[:len(data) * 2 // 3])
+    files = names[:6] + [damaged, 'missing.pcap', names[0]] + names[6:]
+
+    for args in (['--format', 'table'], ['--format', 'json'], ['--format', 'csv'], ['--format', 'eve'],
+                 ['--format', 'json', '--summary'], ['--format', 'table', '--summary', '--filter', 'verdict=fail']):
+        rc1, out1 = run(args + files, 1)
+        check(rc1 == 2, '%s: exit %d with a damaged and a missing file, want 2' % (args, rc1))
+        for jobs in (2, 4, 0):
+            rc, out = run(args + files, jobs)
+            check(rc == rc1, '%s --jobs %d: exit %d, one at a time %d' % (args, jobs, rc, rc1))
+            check(out == out1, '%s --jobs %d: output differs from --jobs 1' % (args, jobs))
+
+    # Records come file by file in the order given, and a file's error follows its records.
+    rc, out = run(['--format', 'json'] + files, 3)
+    lines = out.splitlines()
+    order = [json.loads(l)['file'] for l in lines if l.startswith('{')]
+    firsts = []
+    for f in order:
+        if not firsts or firsts[-1] != f:
+            firsts.append(f)
+    want = [f for f in files if f in set(order)]
+    want = [f for i, f in enumerate(want) if i == 0 or want[i - 1] != f]
+    check(firsts == want, 'records not in file order: %s' % firsts[:12])
+    err = [i for i, l in enumerate(lines) if l.startswith('kms-analyze:') and damaged in l]
+    last_damaged = max(i for i, l in enumerate(lines) if l.startswith('{') and '"file":"%s"' % damaged in l)
+    check(len(err) == 1 and err[0] == last_damaged + 1,
+          'the damaged file\'s error is not right after its records: %s, last record %d' % (err, last_damaged))
+    check(any('missing.pcap' in l for l in lines if l.startswith('kms-analyze:')), 'no error for the missing file')
+
+    # Memory stays bounded when the output is blocked: six copies of a 24 MB KMS-only capture, three at a
+    # time, into a pipe nobody reads. Every worker stops once its file's lane is full; without the bound
+    # the six files' records (about 100,000 exchanges) would all be held.
+    big = os.path.join(work, 'big.pcap')
+    subprocess.run([sys.executable, os.path.join(HERE, '..', '..', 'bench', 'analyzer', 'gen_capture.py'), big, '24',
+                    '--kms-share', '1.0'], check=True, stdout=subprocess.DEVNULL, timeout=300)
+    p = subprocess.Popen([analyze, '--no-progress', '--format', 'json', '--jobs', '3'] + [big] * 6,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def status(key):
+        for l in open('/proc/%d/status' % p.pid):
+            if l.startswith(key + ':'):
+                return int(l.split()[1])
+        return 0
+
+    def cpu_ticks():
+        f = open('/proc/%d/stat' % p.pid).read().rsplit(')', 1)[1].split()
+        return int(f[11]) + int(f[12])
+
+    # Wait, without reading, until the process stops using CPU (every thread blocked), at most 60 s.
+    last, deadline = -1, time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = cpu_ticks()
+        if now == last:
+            break
+        last = now
+    blocked_peak_kib = status('VmHWM')
+    out = p.stdout.read()  # now let it finish
+    p.wait(timeout=300)
+    exchanges = out.count(b'"kind":"exchange"')
+    check(p.returncode == 0, 'big files: exit %d' % p.returncode)
+    check(exchanges > 60000, 'big files: %d exchanges, want the six files\' 60,000 and more' % exchanges)
+    check(blocked_peak_kib < 160 * 1024,
+          'memory not bounded with the output blocked: peak %d KiB for %d exchanges' % (blocked_peak_kib, exchanges))
+    print('blocked output: peak %.1f MiB, then %d exchanges' % (blocked_peak_kib / 1024, exchanges))
+finally:
+    shutil.rmtree(work, ignore_errors=True)
+
+print('%d failures' % len(FAILURES))
+sys.exit(1 if FAILURES else 0)
