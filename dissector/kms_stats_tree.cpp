@@ -47,12 +47,21 @@ tap_packet_status kms_stats_tree_packet(stats_tree* st, packet_info*, epan_disse
 
 namespace kmsdiss {
 
+// The tree's menu path. Up to 4.2 a "/" in the name makes a submenu; from 4.3 the separator is "//"
+// (STATS_TREE_MENU_SEPARATOR) and a single "/" is part of the entry's name, so "KMS/Exchanges" would be one
+// flat entry at the bottom of the Statistics menu.
+#ifdef STATS_TREE_MENU_SEPARATOR
+constexpr char kTreeMenuPath[] = "KMS" STATS_TREE_MENU_SEPARATOR "Exchanges";
+#else
+constexpr char kTreeMenuPath[] = "KMS/Exchanges";
+#endif
+
 void register_stats_tree() {
     // A plugin's stats tree must be registered with stats_tree_register_plugin: Wireshark builds the menu entries
     // of the other stats trees before plugins are handed off, and lists plugin trees at the bottom of the
     // Statistics menu ("KMS > Exchanges"). A stat_tap_table_ui (the Clients table) is listed with the tables
     // and cannot be put in a submenu (its title is not split at "/"), so the two cannot share one submenu.
-    stats_tree_register_plugin(kTapName, "kms", "KMS/Exchanges", kKmsTreeSortFlags, kms_stats_tree_packet,
+    stats_tree_register_plugin(kTapName, "kms", kTreeMenuPath, kKmsTreeSortFlags, kms_stats_tree_packet,
                                kms_stats_tree_init, nullptr);
 }
 

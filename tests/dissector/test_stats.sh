@@ -15,7 +15,7 @@ section = None
 header_bars = None
 for line in open(sys.argv[1]):
     line = line.rstrip('\n')
-    if line.startswith('KMS/Exchanges:'):
+    if re.match(r'KMS ?/ ?Exchanges:', line):  # 4.3 and later print the menu path's separator as ' / '
         section = 'tree'; print('[kms,tree]'); continue
     if line.startswith('KMS Clients:'):
         section = 'clients'; print('[kms,clients]'); continue
