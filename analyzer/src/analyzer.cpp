@@ -1,8 +1,12 @@
 #include "analyzer.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -238,25 +242,60 @@ void Analyzer::on_udp(FileRun& run, const capture::UdpDatagram& d) {
 }
 
 bool Analyzer::run(const std::vector<std::string>& files, unsigned jobs) {
+    const std::size_t n_workers = std::clamp<std::size_t>(jobs, 1, std::max<std::size_t>(files.size(), 1));
     std::vector<std::unique_ptr<FileRun>> runs;
     for (const auto& f : files) {
         runs.push_back(std::make_unique<FileRun>(f));
         runs.back()->lane = std::make_unique<RecordLane<Record>>();
-        runs.back()->progress = opt_.progress && jobs <= 1;
+        runs.back()->progress = opt_.progress && n_workers == 1;
     }
-    // Workers take the files in order, so the file being printed is always one being read or read:
-    // the lanes of the files after it fill up and wait, and memory stays at `jobs` files' worth.
-    std::atomic<std::size_t> next{0};
+    // Workers take the files in order, and file i only while fewer than n_workers files are taken but not
+    // yet printed: the file being printed is always one being read (or read), and memory stays at
+    // n_workers files' worth however many small files follow a big one.
+    std::mutex turns_mu;
+    std::condition_variable turns_cv;
+    std::size_t next = 0, printed = 0;
+    bool stopping = false;
+    auto take = [&]() -> std::optional<std::size_t> {
+        std::unique_lock lock(turns_mu);
+        turns_cv.wait(lock, [&] { return stopping || next >= runs.size() || next < printed + n_workers; });
+        if (stopping || next >= runs.size()) return std::nullopt;
+        return next++;
+    };
     std::vector<std::thread> workers;
-    const std::size_t n_workers = std::clamp<std::size_t>(jobs, 1, std::max<std::size_t>(runs.size(), 1));
-    for (std::size_t w = 0; w < n_workers; ++w)
-        workers.emplace_back([&] {
-            for (std::size_t i; (i = next.fetch_add(1)) < runs.size();) analyse_file(*runs[i]);
-        });
+    // Whatever way this function is left: no file is started any more, the files being read are read to
+    // their end (their lanes emptied) and the workers joined, so no thread outlives the state it uses.
+    struct Finally {
+        std::function<void()> f;
+        ~Finally() { f(); }
+    } stop_workers{[&] {
+        std::size_t taken;
+        {
+            std::lock_guard lock(turns_mu);
+            stopping = true;
+            taken = next;
+        }
+        turns_cv.notify_all();
+        std::vector<Record> discard;
+        for (std::size_t i = printed; i < taken; ++i)
+            while (runs[i]->lane->pop(discard)) discard.clear();
+        for (auto& w : workers) w.join();
+    }};
+    for (std::size_t w = 0; w < n_workers; ++w) {
+        try {
+            workers.emplace_back([&] {
+                while (auto i = take()) analyse_file(*runs[*i]);
+            });
+        } catch (const std::system_error& e) {
+            if (!workers.empty()) break;  // fewer workers than asked for
+            std::fprintf(stderr, "kms-analyze: cannot start a thread: %s\n", e.what());
+            return false;
+        }
+    }
     bool ok = true;
     const bool show = opt_.progress && runs.size() > 1 && n_workers > 1;
     ProgressLine progress(std::to_string(runs.size()) + " files");
-    std::uint64_t bytes = 0, packets = 0, done = 0;
+    std::uint64_t bytes = 0, packets = 0;
     for (auto& run : runs) {
         std::vector<Record> batch;
         while (run->lane->pop(batch)) pipe_.push_batch(std::move(batch));
@@ -271,10 +310,14 @@ bool Analyzer::run(const std::vector<std::string>& files, unsigned jobs) {
         run->fingerprints.clear();
         bytes += run->bytes;
         packets += run->packets;
-        if (show && ++done < runs.size())
-            progress.show(static_cast<double>(done) / static_cast<double>(runs.size()), bytes, packets);
+        {
+            std::lock_guard lock(turns_mu);
+            ++printed;
+        }
+        turns_cv.notify_all();
+        if (show && printed < runs.size())
+            progress.show(static_cast<double>(printed) / static_cast<double>(runs.size()), bytes, packets);
     }
-    for (auto& w : workers) w.join();
     return ok;
 }
 

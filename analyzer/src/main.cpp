@@ -1,6 +1,7 @@
 // kms-analyze: finds, decodes and verifies every KMS activation in pcap/pcapng files (plain, gzip,
 // or standard input) and prints one record per exchange as a table, JSON lines or CSV.
 // Exit status: 0, 1 with --strict when a verdict failed, 2 on usage or input errors.
+#include <sched.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -154,7 +155,16 @@ int main(int argc, char** argv) {
         std::setvbuf(out, out_buffer, _IOFBF, sizeof out_buffer);
     Analyzer analyzer(opt, products, out);
     if (opt.live) return run_live(analyzer, live, out);
-    if (jobs == 0) jobs = std::max(1u, std::thread::hardware_concurrency());
+    if (std::count(files.begin(), files.end(), "-") > 1) {
+        std::cerr << "kms-analyze: - (standard input) given more than once\n";
+        return 2;
+    }
+    if (jobs == 0) {  // the CPUs this process may run on (a container's or taskset's limit included)
+        cpu_set_t cpus;
+        jobs = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? static_cast<unsigned>(CPU_COUNT(&cpus))
+                                                             : std::thread::hardware_concurrency();
+        jobs = std::max(1u, jobs);
+    }
     const bool inputs_ok = analyzer.run(files, jobs);
     analyzer.finish();
     std::fflush(out);

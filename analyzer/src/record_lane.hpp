@@ -23,6 +23,7 @@ public:
     /// lane is full.
     template <class... Args>
     void emplace(Args&&... args) {
+        if (batch_.capacity() == 0) batch_.reserve(batch_size_);
         batch_.emplace_back(std::forward<Args>(args)...);
         if (batch_.size() >= batch_size_) submit();
     }
@@ -53,8 +54,7 @@ private:
         queue_.push_back(std::move(batch_));
         lock.unlock();
         changed_.notify_all();
-        batch_ = {};
-        batch_.reserve(batch_size_);
+        batch_ = {};  // sized again by the next emplace, not here: close() reserves nothing
     }
 
     std::size_t batch_size_, max_queued_;

@@ -115,6 +115,7 @@ void ServerFingerprint::absorb(const ServerFingerprint& later) {
     for (const auto& t : later.tells_) tell(t);
     if (later.last_epid_) {
         if (last_epid_ && *last_epid_ != *later.last_epid_ && !several_epids_ && !later.several_epids_) {
+            several_epids_ = true;
             ++emulator_;
             tell("different ePIDs from the same server (per-request random ePIDs: py-kms default, vlmcsd -r2)");
         }
