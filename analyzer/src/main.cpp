@@ -105,6 +105,11 @@ int main(int argc, char** argv) {
         std::cerr << "kms-analyze: give capture files or --live INTERFACE (one of the two)\n";
         return 2;
     }
+    // Before any output file is opened: a usage error leaves nothing behind.
+    if (std::count(files.begin(), files.end(), "-") > 1) {
+        std::cerr << "kms-analyze: - (standard input) given more than once\n";
+        return 2;
+    }
     for (const auto& e : expect_servers) {
         auto m = parse_address_match(e);
         if (!m) {
@@ -155,10 +160,6 @@ int main(int argc, char** argv) {
         std::setvbuf(out, out_buffer, _IOFBF, sizeof out_buffer);
     Analyzer analyzer(opt, products, out);
     if (opt.live) return run_live(analyzer, live, out);
-    if (std::count(files.begin(), files.end(), "-") > 1) {
-        std::cerr << "kms-analyze: - (standard input) given more than once\n";
-        return 2;
-    }
     if (jobs == 0) {  // the CPUs this process may run on (a container's or taskset's limit included)
         cpu_set_t cpus;
         jobs = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? static_cast<unsigned>(CPU_COUNT(&cpus))

@@ -65,6 +65,13 @@ try:
           'the damaged file\'s error is not right after its records: %s, last record %d' % (err, last_damaged))
     check(any('missing.pcap' in l for l in lines if l.startswith('kms-analyze:')), 'no error for the missing file')
 
+    # Standard input can be read once: '-' twice is a usage error, found before any output file is made.
+    report = os.path.join(work, 'r.html')
+    p = subprocess.run([analyze, '--jobs', '2', '--html', report, '-', '-'], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=60)
+    check(p.returncode == 2 and b'more than once' in p.stderr, "'-' twice: exit %d" % p.returncode)
+    check(not os.path.exists(report), "'-' twice: the report file was created anyway")
+
     # Memory stays bounded when the output is blocked, into a pipe nobody reads. Six copies of a 24 MB
     # KMS-only capture, three at a time: every worker stops once its file's lane is full (without the lane
     # bound the six files' records, about 100,000 exchanges, would all be held). Then one big file followed
