@@ -1,4 +1,4 @@
-// The bytes of a capture file as libpcap and the pcapng reader see them: read from a file descriptor
+// The bytes of a capture file as the pcap and pcapng readers see them: read from a file descriptor
 // (a file, a named pipe, standard input) and inflated when they start with the gzip magic, whatever the
 // kind of file (a pipe cannot be peeked at with pread). zlib's inflate() is used rather than gzread(), so
 // that damage is reported where it is (compressed and uncompressed offsets, zlib's reason), the bytes

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <stdio_ext.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,7 +18,6 @@ constexpr int kLinkSll2 = 276;  // DLT_LINUX_SLL2 (not in every libpcap header)
 constexpr int kLinkIpv4 = 228;
 constexpr int kLinkIpv6 = 229;
 constexpr std::uint8_t kProtoTcp = 6, kProtoUdp = 17;
-constexpr std::size_t kReadBuffer = 1 << 20;
 
 std::uint16_t be16(const std::uint8_t* p) {
     return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
@@ -164,30 +162,6 @@ std::optional<UdpDatagram> decode_udp(const L4& l4) {
 }  // namespace
 
 namespace {
-
-ssize_t input_read(void* cookie, char* buf, size_t size) {
-    return static_cast<FileInput*>(cookie)->read(buf, size);
-}
-
-int input_seek(void* cookie, off64_t* off, int whence) {
-    if (whence != SEEK_CUR || *off != 0) return -1;  // only ftell
-    *off = static_cast<off64_t>(static_cast<FileInput*>(cookie)->position());
-    return 0;
-}
-
-int input_close(void*) {
-    return 0;  // the FileInput belongs to PacketSource::Input
-}
-
-}  // namespace
-
-std::string Endpoint::address_string() const {
-    std::string s = to_string();
-    if (!v6) return s.substr(0, s.rfind(':'));
-    return s.substr(1, s.rfind(']') - 1);
-}
-
-namespace {
 // Eight address bytes as one word (host order: only compared and hashed, never shown).
 std::uint64_t word(const std::uint8_t* p) {
     std::uint64_t w;
@@ -214,7 +188,7 @@ bool Endpoint::precedes(const Endpoint& o) const {
     return (std::uint32_t{port} << 1 | v6) < (std::uint32_t{o.port} << 1 | o.v6);
 }
 
-std::size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {
+std::size_t FlowKeyHash::operator()(const FlowKey& k) const {
     // Both endpoints folded into two words before one finaliser, instead of two endpoint hashes.
     const std::uint64_t lo = word(k.a.addr.data()) * 0x9E3779B97F4A7C15ull ^ word(k.b.addr.data());
     const std::uint64_t hi = word(k.a.addr.data() + 8) ^ word(k.b.addr.data() + 8) * 0xC2B2AE3D27D4EB4Full;
@@ -231,25 +205,27 @@ bool Endpoint::operator==(const Endpoint& o) const {
            word(addr.data() + 8) == word(o.addr.data() + 8);
 }
 
-std::string Endpoint::to_string() const {
-    char buf[64];
+namespace {
+// Decimal digits of v at out; returns the end.
+char* put_decimal(char* out, unsigned v) {
+    char digits[5];
+    int n = 0;
+    do digits[n++] = static_cast<char>('0' + v % 10);
+    while ((v /= 10) != 0 && n < 5);
+    while (n > 0) *out++ = digits[--n];
+    return out;
+}
+}  // namespace
+
+// By hand rather than snprintf and without an intermediate string: six per connection on a busy capture.
+std::size_t Endpoint::format_address(char* out) const {
+    char* p = out;
     if (!v6) {
-        // By hand rather than snprintf: three per connection on a busy capture.
-        std::string out;
-        out.reserve(21);  // "255.255.255.255:65535"
-        auto put = [&out](unsigned v) {
-            char digits[5];
-            int n = 0;
-            do digits[n++] = static_cast<char>('0' + v % 10);
-            while ((v /= 10) != 0 && n < 5);
-            while (n > 0) out.push_back(digits[--n]);
-        };
         for (std::size_t i = 0; i < 4; ++i) {
-            put(addr[i]);
-            out.push_back(i < 3 ? '.' : ':');
+            if (i) *p++ = '.';
+            p = put_decimal(p, addr[i]);
         }
-        put(port);
-        return out;
+        return static_cast<std::size_t>(p - out);
     }
     // RFC 5952: lower case, longest run of two or more zero groups compressed.
     std::uint16_t g[8];
@@ -265,19 +241,38 @@ std::string Endpoint::to_string() const {
         if (j - i > best_len && j - i >= 2) best = i, best_len = j - i;
         i = j;
     }
-    std::string out = "[";
+    static constexpr char kHex[] = "0123456789abcdef";
     for (int i = 0; i < 8; ++i) {
         if (i == best) {
-            out += "::";
+            *p++ = ':';
+            *p++ = ':';
             i += best_len - 1;
             continue;
         }
-        if (!out.empty() && out.back() != ':' && out.back() != '[') out += ':';
-        std::snprintf(buf, sizeof buf, "%x", g[i]);
-        out += buf;
+        if (p != out && p[-1] != ':') *p++ = ':';
+        bool started = false;
+        for (int shift = 12; shift >= 0; shift -= 4) {
+            const unsigned nibble = (g[i] >> shift) & 0xF;
+            if (nibble || started || shift == 0) *p++ = kHex[nibble], started = true;
+        }
     }
-    out += "]:" + std::to_string(port);
-    return out;
+    return static_cast<std::size_t>(p - out);
+}
+
+std::string Endpoint::address_string() const {
+    char buf[kMaxAddressText];
+    return std::string(buf, format_address(buf));
+}
+
+std::string Endpoint::to_string() const {
+    char buf[kMaxAddressText + 8];
+    char* p = buf;
+    if (v6) *p++ = '[';
+    p += format_address(p);
+    if (v6) *p++ = ']';
+    *p++ = ':';
+    p = put_decimal(p, port);
+    return std::string(buf, static_cast<std::size_t>(p - buf));
 }
 
 bool supported_link_type(int link_type) {
@@ -318,40 +313,24 @@ PacketSource::PacketSource(const std::string& path) : in_(std::make_unique<Input
     in_->input = std::make_unique<FileInput>(fd);
     const std::string magic = in_->input->peek(4);
     if (input_failed()) throw std::runtime_error(error_);
-    in_->file =
-        fopencookie(in_->input.get(), "rb", cookie_io_functions_t{input_read, nullptr, input_seek, input_close});
-    if (!in_->file) throw std::runtime_error(name + ": cannot open");
-    // stdio would read 4 KiB at a time; 1 MiB reads cost far fewer calls (glibc needs the buffer given
-    // explicitly to honour the size).
-    in_->buffer = std::make_unique<char[]>(kReadBuffer);
-    setvbuf(in_->file, in_->buffer.get(), _IOFBF, kReadBuffer);
-    // libpcap calls fread twice per packet; only this thread reads the stream, so stdio's per-call
-    // locking is pure overhead.
-    __fsetlocking(in_->file, FSETLOCKING_BYCALLER);
+    in_->window = std::make_unique<InputWindow>(*in_->input);
     if (magic == std::string("\x0a\x0d\x0d\x0a", 4)) {
-        in_->pcapng = std::make_unique<PcapngReader>(in_->file);
+        in_->pcapng = std::make_unique<PcapngReader>(*in_->window);
         return;
     }
-    char err[PCAP_ERRBUF_SIZE] = {};
-    pcap_ = pcap_fopen_offline_with_tstamp_precision(in_->file, PCAP_TSTAMP_PRECISION_NANO, err);
-    if (!pcap_) {
-        fclose(in_->file);
-        in_->file = nullptr;
+    in_->pcap = std::make_unique<PcapReader>(*in_->window);
+    if (!in_->pcap->open()) {
         if (input_failed()) throw std::runtime_error(error_);
-        throw std::runtime_error(name + ": " + (err[0] ? err : "not a pcap or pcapng file"));
+        throw std::runtime_error(name + ": " + in_->pcap->error());
     }
 }
 
 PacketSource::~PacketSource() {
-    if (pcap_)
-        pcap_close(pcap_);  // closes the FILE
-    else if (in_ && in_->file)
-        fclose(in_->file);
+    if (pcap_) pcap_close(pcap_);  // live
 }
 
 std::uint64_t PacketSource::offset() const {
-    long pos = in_ && in_->file ? std::ftell(in_->file) : -1;
-    return pos < 0 ? 0 : static_cast<std::uint64_t>(pos);
+    return in_ && in_->window ? in_->window->offset() : 0;
 }
 
 double PacketSource::progress() const {
@@ -364,7 +343,7 @@ std::string PacketSource::where() const {
 }
 
 // A read error or damaged gzip below the format readers: that is the error to report, whatever the
-// reader made of the short read (libpcap says "error reading dump file: " and a stale errno).
+// reader made of the short read (a truncated record or block).
 bool PacketSource::input_failed() {
     if (!in_) return false;  // live: libpcap reports its own errors
     const auto& f = in_->input->failure();
@@ -431,8 +410,33 @@ bool PacketSource::read_pcapng(const std::function<void(const TcpSegment&)>& on_
     }
 }
 
+bool PacketSource::read_pcap(const std::function<void(const TcpSegment&)>& on_segment) {
+    const std::string name = path_ == "-" ? std::string("<stdin>") : path_;
+    PcapReader& reader = *in_->pcap;
+    const int link = reader.link_type();
+    if (!supported_link_type(link)) {
+        const char* lname = pcap_datalink_val_to_name(link);
+        error_ = name + ": at byte " + std::to_string(offset()) + ": unsupported link type " + std::to_string(link) +
+                 (lname ? std::string(" (") + lname + ")" : std::string());
+        return false;
+    }
+    PcapReader::Packet pkt;
+    for (;;) {
+        if (stop_ && stop_->load(std::memory_order_relaxed)) return true;
+        const auto status = reader.next(pkt);
+        if (status == PcapReader::Status::End) return !input_failed();
+        if (status == PcapReader::Status::Error) {
+            if (!input_failed())
+                error_ = name + ": at byte " + std::to_string(reader.error_offset()) + where() + ": " + reader.error();
+            return false;
+        }
+        deliver(link, pkt.time, pkt.data, on_segment);
+    }
+}
+
 bool PacketSource::for_each_segment(const std::function<void(const TcpSegment&)>& on_segment) {
     if (in_ && in_->pcapng) return read_pcapng(on_segment);
+    if (in_ && in_->pcap) return read_pcap(on_segment);
     const int link = pcap_datalink(pcap_);
     const std::string name = path_ == "-" ? std::string("<stdin>") : path_;
     if (!supported_link_type(link)) {
@@ -447,7 +451,7 @@ bool PacketSource::for_each_segment(const std::function<void(const TcpSegment&)>
         if (stop_ && stop_->load(std::memory_order_relaxed)) return true;
         int rc = pcap_next_ex(pcap_, &hdr, &data);
         if (rc == PCAP_ERROR_BREAK) return !input_failed();  // end of file (or of what could be inflated)
-        if (rc == 0) {  // live: nothing to read now
+        if (rc == 0) {                                       // live: nothing to read now
             wait_for_packets();
             if (on_tick_) on_tick_();
             continue;

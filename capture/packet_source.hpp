@@ -1,6 +1,6 @@
-// Reads pcap files (with libpcap) and pcapng files (with PcapngReader, a link type per interface), plain
+// Reads pcap files (PcapReader) and pcapng files (PcapngReader, a link type per interface), plain
 // or gzip-compressed (FileInput), from files, named pipes or standard input ("-"), and cuts each packet
-// down to its TCP segment or UDP datagram (link layers: Ethernet with 802.1Q/QinQ,
+// down to its TCP segment or UDP datagram, without copying it (link layers: Ethernet with 802.1Q/QinQ,
 // Linux SLL and SLL2, raw IPv4/IPv6, BSD loopback/NULL; IPv6 extension headers are walked).
 #pragma once
 
@@ -13,8 +13,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <string_view>
 #include <string>
+#include <string_view>
 
 #include "kmscope/bytes.hpp"
 
@@ -29,6 +29,9 @@ struct Endpoint {
     std::string to_string() const;
     /// The address alone: "1.2.3.4" or "::1".
     std::string address_string() const;
+    /// The address alone, written at `out` (room for kMaxAddressText); returns its length.
+    static constexpr std::size_t kMaxAddressText = 40;  // "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+    std::size_t format_address(char* out) const;
     auto operator<=>(const Endpoint&) const = default;
     /// Equality without a memcmp call: it runs for every packet in the connection table.
     bool operator==(const Endpoint& o) const;
@@ -44,14 +47,15 @@ std::optional<Endpoint> endpoint_from_text(std::string_view address, std::uint16
 struct FlowKey {
     Endpoint a, b;
     /// Any fixed order serves, so it is the cheap one of Endpoint::precedes (per packet, twice).
-    static FlowKey of(const Endpoint& x, const Endpoint& y) {
-        return x.precedes(y) ? FlowKey{x, y} : FlowKey{y, x};
-    }
+    static FlowKey of(const Endpoint& x, const Endpoint& y) { return x.precedes(y) ? FlowKey{x, y} : FlowKey{y, x}; }
     bool operator==(const FlowKey& o) const { return a == o.a && b == o.b; }
 };
 
+/// Deliberately not noexcept: libstdc++ then keeps each node's hash in the node, so a lookup compares
+/// hashes before keys and never rehashes the nodes of a bucket it walks (it does for a noexcept hash,
+/// which cost a hash computation and a cache miss per node visited, per packet).
 struct FlowKeyHash {
-    std::size_t operator()(const FlowKey& k) const noexcept;
+    std::size_t operator()(const FlowKey& k) const;
 };
 
 /// One TCP segment with its payload (a view into the packet buffer, valid until the next packet).
@@ -136,6 +140,7 @@ public:
     struct Input;
 
 private:
+    bool read_pcap(const std::function<void(const TcpSegment&)>& on_segment);
     bool read_pcapng(const std::function<void(const TcpSegment&)>& on_segment);
     void deliver(int link_type, FileTime time, ByteView packet,
                  const std::function<void(const TcpSegment&)>& on_segment);
@@ -153,7 +158,7 @@ private:
     const std::atomic<bool>* stop_ = nullptr;
     bool live_ = false;
     int poll_milliseconds_ = 250;  // live: the longest wait for a packet before a tick
-    bool nanoseconds_ = true;  // libpcap's timestamps: nanoseconds, or microseconds where live capture has no finer
+    bool nanoseconds_ = true;      // libpcap's timestamps: nanoseconds, or microseconds where live capture has no finer
 };
 
 /// True for the link types decode_packet() understands.

@@ -3,23 +3,24 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdio>
 #include <memory>
 
 #include "file_input.hpp"
+#include "input_window.hpp"
 #include "packet_source.hpp"
+#include "pcap_reader.hpp"
 #include "pcapng_reader.hpp"
 
 namespace kmscope::capture {
 
-// The open input: a FILE* (stdio's buffering, for libpcap and the pcapng reader) on a cookie that reads
-// FileInput, which inflates gzip whatever the kind of file. Live captures have none.
+// The open input: FileInput (which inflates gzip whatever the kind of file) read through one InputWindow by
+// the reader of its format. Live captures have none.
 struct PacketSource::Input {
     std::unique_ptr<FileInput> input;
-    FILE* file = nullptr;
+    std::unique_ptr<InputWindow> window;
+    std::unique_ptr<PcapReader> pcap;      // pcap files
+    std::unique_ptr<PcapngReader> pcapng;  // pcapng files
     std::uint64_t size = 0;                // on-disk size, 0 when unknown
-    std::unique_ptr<char[]> buffer;        // stdio's buffer (outlives the FILE: members die after ~PacketSource)
-    std::unique_ptr<PcapngReader> pcapng;  // pcapng files; pcap files go through libpcap
 };
 
 }  // namespace kmscope::capture

@@ -31,26 +31,22 @@ std::uint16_t PcapngReader::u16(std::size_t at) const {
 }
 
 // Reads one whole block; its body is block_[0, body_). False at the end of the file (error_ empty) or on
-// an error.
+// an error (a failure of the input below ends the file here; PacketSource reports it).
 bool PcapngReader::read_block(std::uint32_t& type) {
-    block_start_ = offset_;
-    std::uint8_t head[8];
-    const std::size_t got = std::fread(head, 1, 8, file_);
-    offset_ += got;
-    if (got == 0 && !std::ferror(file_)) return false;  // the end, between blocks
-    if (got != 8) return fail(std::ferror(file_) ? "read error" : "truncated block header");
+    block_start_ = in_.offset();
+    block_ = {};
+    const ByteView head = in_.take(8);
+    if (head.empty()) return false;  // the end, between blocks
+    if (head.size() != 8) return fail("truncated block header");
     std::uint32_t raw_type, raw_len;
-    std::memcpy(&raw_type, head, 4);
-    std::memcpy(&raw_len, head + 4, 4);
-    std::size_t have = 0;  // bytes of block_ already read
+    std::memcpy(&raw_type, head.data(), 4);
+    std::memcpy(&raw_len, head.data() + 4, 4);
     if (raw_type == kSectionHeader) {
         // A section's byte order is given by its header's byte-order magic, right after the length.
-        block_.resize(std::max<std::size_t>(block_.size(), 4));
-        if (std::fread(block_.data(), 1, 4, file_) != 4) return fail("truncated section header");
-        offset_ += 4;
-        have = 4;
+        const ByteView m = in_.peek(4);
+        if (m.size() != 4) return fail("truncated section header");
         std::uint32_t magic;
-        std::memcpy(&magic, block_.data(), 4);
+        std::memcpy(&magic, m.data(), 4);
         if (magic == kByteOrderMagic)
             swapped_ = false;
         else if (magic == __builtin_bswap32(kByteOrderMagic))
@@ -68,11 +64,9 @@ bool PcapngReader::read_block(std::uint32_t& type) {
     if (len < min_len || len % 4 || len > kMaxBlock)
         return fail("bad length " + std::to_string(len) + " of a block of type " + std::to_string(type));
     const std::size_t total = len - 8;  // body and trailing length
-    if (block_.size() < total) block_.resize(total);
-    const std::size_t n = std::fread(block_.data() + have, 1, total - have, file_);
-    offset_ += n;
-    if (n != total - have)
-        return fail(std::ferror(file_) ? "read error" : "truncated block of type " + std::to_string(type));
+    const ByteView body = in_.take(total);
+    if (body.size() != total) return fail("truncated block of type " + std::to_string(type));
+    block_ = body;
     body_ = total - 4;
     if (u32(body_) != len) return fail("the lengths of a block of type " + std::to_string(type) + " differ");
     return true;

@@ -8,18 +8,19 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <vector>
 
+#include "input_window.hpp"
 #include "kmscope/bytes.hpp"
 
 namespace kmscope::capture {
 
 class PcapngReader {
 public:
-    /// Reads from `file` (not owned), which must be at the start of the first section header block.
-    explicit PcapngReader(std::FILE* file) : file_(file) {}
+    /// Reads from `in` (not owned), which must be at the start of the first section header block. The
+    /// packets are views into it, not copies.
+    explicit PcapngReader(InputWindow& in) : in_(in) {}
 
     struct Packet {
         int link_type = 0;
@@ -53,13 +54,12 @@ private:
     bool section_header();
     bool interface_description();
     FileTime time_of(const Interface& i, std::uint64_t units) const;
-    std::FILE* file_;
+    InputWindow& in_;
     bool swapped_ = false;  // section written in the other byte order
     bool in_section_ = false;
     std::vector<Interface> interfaces_;
-    std::vector<std::uint8_t> block_;  // the current block after its type and length
-    std::size_t body_ = 0;             // bytes of block_ that are its body (without the trailing length)
-    std::uint64_t offset_ = 0;         // of the next block
+    ByteView block_;        // the current block after its type and length (a view into in_)
+    std::size_t body_ = 0;  // bytes of block_ that are its body (without the trailing length)
     std::uint64_t block_start_ = 0;
     std::string error_;
 };

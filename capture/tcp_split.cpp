@@ -71,7 +71,7 @@ void TcpSplit::add(const TcpSegment& seg) {
     }
     if (it == open_.end()) {
         if (open_.size() >= limits_.max_connections) {
-            auto victim = open_.find(lru_.back());
+            auto victim = open_.find(*oldest_->key);
             end(*victim->second.conn, seg.time, EndReason::Timeout);
             erase(victim);
             ++evicted_;
@@ -90,10 +90,12 @@ void TcpSplit::add(const TcpSegment& seg) {
             src_is_client = seg.src.port > seg.dst.port;
         c->client = src_is_client ? seg.src : seg.dst;
         c->server = src_is_client ? seg.dst : seg.src;
-        lru_.push_front(key);
-        it = open_.emplace(key, Entry{std::move(c), lru_.begin()}).first;
-    } else if (it->second.lru != lru_.begin()) {
-        lru_.splice(lru_.begin(), lru_, it->second.lru);
+        it = open_.emplace(key, Entry{std::move(c)}).first;
+        it->second.key = &it->first;
+        link_newest(it->second);
+    } else if (&it->second != newest_) {
+        unlink(it->second);
+        link_newest(it->second);
     }
     TcpConnection& c = *it->second.conn;
     if (!c.syn_seen && !c.synack_seen && seg.src == c.server && looks_like_bind(seg.payload) &&
@@ -297,8 +299,22 @@ void TcpSplit::end(TcpConnection& c, FileTime t, EndReason why) {
     if (end_sink_) end_sink_(c);
 }
 
+void TcpSplit::link_newest(Entry& e) {
+    e.newer = nullptr;
+    e.older = newest_;
+    if (newest_) newest_->newer = &e;
+    newest_ = &e;
+    if (!oldest_) oldest_ = &e;
+}
+
+void TcpSplit::unlink(Entry& e) {
+    (e.newer ? e.newer->older : newest_) = e.older;
+    (e.older ? e.older->newer : oldest_) = e.newer;
+    e.newer = e.older = nullptr;
+}
+
 void TcpSplit::erase(std::unordered_map<Key, Entry, KeyHash>::iterator it) {
-    lru_.erase(it->second.lru);
+    unlink(it->second);
     open_.erase(it);
 }
 
@@ -331,7 +347,7 @@ void TcpSplit::finish() {
     std::sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->index < b->index; });
     for (auto* c : all) end(*c, c->last_seen, EndReason::EndOfCapture);
     open_.clear();
-    lru_.clear();
+    newest_ = oldest_ = nullptr;
     closed_.clear();
     closed_order_.clear();
 }

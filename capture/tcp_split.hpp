@@ -8,8 +8,8 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
-#include <list>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -96,9 +96,13 @@ public:
 private:
     using Key = FlowKey;
     using KeyHash = FlowKeyHash;
+    // An open connection, linked into the recency order in place (the map never moves its nodes): one
+    // list node allocated and spliced per connection and packet cost more than the two pointers.
     struct Entry {
         std::unique_ptr<TcpConnection> conn;
-        std::list<Key>::iterator lru;
+        const Key* key = nullptr;  // the map's own copy
+        Entry* newer = nullptr;
+        Entry* older = nullptr;
     };
     void hold(TcpConnection& c, TcpConnection::Half& h, const TcpSegment& seg, ByteView data);
     void pump(TcpConnection& c, bool force);
@@ -109,6 +113,8 @@ private:
     void end(TcpConnection& c, FileTime t, EndReason why);
     void erase(std::unordered_map<Key, Entry, KeyHash>::iterator it);
     void remember_closed(const Key& k, FileTime t);
+    void link_newest(Entry& e);
+    void unlink(Entry& e);
     void sweep(FileTime now);
     EventSink sink_;
     EndSink end_sink_;
@@ -119,8 +125,9 @@ private:
     std::unordered_map<Key, Entry, KeyHash> open_;
     // Connections closed by FIN or RST, so that their last ACKs and retransmissions start nothing new.
     std::unordered_map<Key, FileTime, KeyHash> closed_;
-    std::list<Key> closed_order_;
-    std::list<Key> lru_;  // most recently seen first
+    std::deque<Key> closed_order_;  // oldest first
+    Entry* newest_ = nullptr;       // the most recently seen open connection
+    Entry* oldest_ = nullptr;       // the least recently seen: the first to go at the cap
     std::uint64_t next_index_ = 1;
     std::uint64_t evicted_ = 0;
     std::size_t total_held_ = 0;

@@ -1,9 +1,9 @@
-// The pcap-to-events path: the input is written to a memfd and read with PacketSource (libpcap; pcap or
-// pcapng, plain or gzip), every TCP segment goes through TcpSplit (reassembly) into Conversations, then
+// The pcap-to-events path: the input is written to a memfd and read with PacketSource (PcapReader or
+// PcapngReader, plain or gzip), every TCP segment goes through TcpSplit (reassembly) into Conversations, then
 // finish(); the same file also goes through read_capture() (the recorded-connections sink of the same reassembler,
 // which must report the same read error). The input is
 // also given to decode_packet() / decode_udp_packet() directly for every supported link type, since most inputs
-// never make it through libpcap. Inputs whose size is a multiple of 4 use tiny TcpLimits (eviction, forced
+// never make it through the readers. Inputs whose size is a multiple of 4 use tiny TcpLimits (eviction, forced
 // delivery, idle timeouts).
 // Invariants: PacketSource either fails to open (runtime_error) or delivers segments with increasing frame
 // numbers, skipped <= packets, progress in [0, 1]; every event batch belongs to a connection numbered
@@ -41,7 +41,7 @@ void check_file(const std::uint8_t* data, std::size_t size) {
     try {
         source = std::make_unique<PacketSource>(path);
     } catch (const std::runtime_error&) {
-        return;  // not a capture libpcap can open
+        return;  // not a capture the readers can open
     }
     TcpLimits limits;
     if (size % 4 == 0) {

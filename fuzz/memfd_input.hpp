@@ -1,4 +1,4 @@
-// Fuzz inputs that must be files (libpcap opens a path): one memfd per process, rewritten for every input
+// Fuzz inputs that must be files (PacketSource opens a path): one memfd per process, rewritten for every input
 // and opened through /proc/self/fd.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Packets copied out of libpcap's buffer so that reading the file and reassembling TCP can run on
+// Packets copied out of the reader's buffer so that reading the file and reassembling TCP can run on
 // different threads: a batch holds a few thousand TCP segments and UDP datagrams, in file order, with
 // their payloads in one buffer.
 #pragma once

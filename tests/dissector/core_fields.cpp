@@ -1,6 +1,6 @@
 // kms-core-fields: the kmscope core's view of a capture, printed in the columns of the dissector's
 // tshark field test, so that tests/dissector/test_crosscheck.sh can compare the two. Reads the capture
-// with the analyzer's libpcap reader and the core's conversation model (the path kms-analyze uses),
+// with the analyzer's capture reader and the core's conversation model (the path kms-analyze uses),
 // which is independent of Wireshark's TCP reassembly, DCE/RPC binding and call matching.
 #include <cstdio>
 #include <exception>

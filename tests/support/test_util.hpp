@@ -33,7 +33,7 @@ struct CaptureConnection {
     bool is_kms = false;
 };
 
-/// Reads a capture with libpcap, splits TCP connections and runs each through the conversation model.
+/// Reads a capture with the capture library, splits TCP connections and runs each through the conversation model.
 std::vector<CaptureConnection> analyse_capture(const std::string& path);
 
 /// The PDUs of one TCP connection in capture order.

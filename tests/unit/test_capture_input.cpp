@@ -1,5 +1,7 @@
-// The capture library's own readers: PcapngReader (a link type, time resolution and offset per interface,
-// both byte orders, several sections, bounded blocks) and FileInput (gzip inflated whatever the kind of
+// The capture library's own readers: PcapReader (both byte orders, micro- and nanosecond files, the old
+// length order and the "modified" header, bounded records), PcapngReader (a link type, time resolution
+// and offset per interface, both byte orders, several sections, bounded blocks), InputWindow (views across
+// its refills, through a pipe) and FileInput (gzip inflated whatever the kind of
 // file, damage reported where it is, the bytes before it kept).
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -14,6 +16,8 @@
 #include <vector>
 
 #include "file_input.hpp"
+#include "input_window.hpp"
+#include "pcap_reader.hpp"
 #include "pcapng_reader.hpp"
 
 using namespace kmscope;
@@ -89,12 +93,12 @@ struct Builder {
     }
 };
 
-// A FILE* over a copy of `bytes` (closed by the caller).
-std::FILE* file_of(const std::string& bytes) {
-    std::FILE* f = tmpfile();
-    std::fwrite(bytes.data(), 1, bytes.size(), f);
-    std::rewind(f);
-    return f;
+// A descriptor reading a copy of `bytes` (owned by the FileInput it is given to).
+int memfd_of(const std::string& bytes) {
+    int fd = memfd_create("capture-reader", MFD_CLOEXEC);
+    EXPECT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    lseek(fd, 0, SEEK_SET);
+    return fd;
 }
 
 struct Read {
@@ -106,8 +110,9 @@ struct Read {
 };
 
 Read read_all(const std::string& bytes) {
-    std::FILE* f = file_of(bytes);
-    PcapngReader r(f);
+    FileInput in(memfd_of(bytes));
+    InputWindow window(in);
+    PcapngReader r(window);
     Read out;
     PcapngReader::Packet p;
     for (int guard = 0; guard < 1000; ++guard) {
@@ -118,7 +123,6 @@ Read read_all(const std::string& bytes) {
     }
     out.error = r.error();
     out.error_offset = r.error_offset();
-    std::fclose(f);
     return out;
 }
 
@@ -214,15 +218,187 @@ TEST(PcapngReader, DamageIsAnErrorAtItsBlock) {
     EXPECT_EQ(read_all("").last, PcapngReader::Status::End);
 }
 
-// ------------------------------------------------------------------ FileInput
+// ------------------------------------------------------------------ PcapReader and InputWindow
 
-// A descriptor reading `bytes` (a memfd, or a pipe fed by a writer thread for pipes).
-int fd_of(const std::string& bytes) {
-    int fd = memfd_create("capture-input", MFD_CLOEXEC);
-    EXPECT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
-    lseek(fd, 0, SEEK_SET);
-    return fd;
+struct PcapFile {
+    bool big = false;
+    bool nano = false;
+    bool modified = false;
+    std::uint16_t minor = 4;
+    bool swap_lengths = false;  // caplen and len written in the other order (versions 2.2 and 2.3)
+    std::string out;
+    void u32(std::uint32_t v) {
+        for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(big ? v >> (8 * (3 - i)) : v >> (8 * i)));
+    }
+    void u16(std::uint16_t v) {
+        for (int i = 0; i < 2; ++i) out.push_back(static_cast<char>(big ? v >> (8 * (1 - i)) : v >> (8 * i)));
+    }
+    PcapFile& header(std::uint32_t link) {
+        u32(modified ? 0xA1B2CD34 : nano ? 0xA1B23C4D : 0xA1B2C3D4);
+        u16(2);
+        u16(minor);
+        u32(0);
+        u32(0);
+        u32(65535);
+        u32(link);
+        return *this;
+    }
+    PcapFile& packet(std::uint32_t sec, std::uint32_t frac, const std::string& data, std::uint32_t wire = 0) {
+        const auto caplen = static_cast<std::uint32_t>(data.size());
+        const std::uint32_t len = std::max(wire, caplen);
+        u32(sec);
+        u32(frac);
+        u32(swap_lengths ? len : caplen);
+        u32(swap_lengths ? caplen : len);
+        if (modified) out += std::string(8, '\x07');  // ifindex, protocol, packet type, padding
+        out += data;
+        return *this;
+    }
+};
+
+struct PcapRead {
+    bool opened = false;
+    int link = 0;
+    std::vector<PcapReader::Packet> packets;
+    std::vector<std::string> data;
+    PcapReader::Status last = PcapReader::Status::End;
+    std::string error;
+    std::uint64_t error_offset = 0;
+};
+
+PcapRead read_pcap(int fd) {
+    FileInput in(fd);
+    InputWindow window(in);
+    PcapReader r(window);
+    PcapRead out;
+    out.opened = r.open();
+    out.link = r.link_type();
+    PcapReader::Packet p;
+    for (int guard = 0; out.opened && guard < 100000; ++guard) {
+        out.last = r.next(p);
+        if (out.last != PcapReader::Status::Packet) break;
+        out.packets.push_back(p);
+        out.data.emplace_back(reinterpret_cast<const char*>(p.data.data()), p.data.size());
+    }
+    out.error = r.error();
+    out.error_offset = r.error_offset();
+    return out;
 }
+
+PcapRead read_pcap(const std::string& bytes) {
+    return read_pcap(memfd_of(bytes));
+}
+
+TEST(PcapReader, EveryHeaderVariantGivesTheSamePackets) {
+    for (bool big : {false, true})
+        for (bool nano : {false, true})
+            for (bool modified : {false, true})
+                for (std::uint16_t minor : {4, 3, 2}) {
+                    if (modified && nano) continue;  // no such magic
+                    PcapFile f{big, nano, modified, minor, minor < 4, {}};
+                    f.header(1).packet(1'700'000'000, nano ? 123'456'789 : 123'456, "first", 1514);
+                    f.packet(1'700'000'001, nano ? 100 : 1, "second");
+                    // 2.3 files may have either order: a record whose caplen is not above len is as written.
+                    if (minor == 3) {
+                        f.swap_lengths = false;
+                        f.packet(1'700'000'002, 0, "third", 60);
+                    }
+                    const std::string what = std::to_string(big) + std::to_string(nano) + std::to_string(modified) +
+                                             "/2." + std::to_string(minor);
+                    PcapRead r = read_pcap(f.out);
+                    ASSERT_TRUE(r.opened) << what << ": " << r.error;
+                    EXPECT_EQ(r.link, 1) << what;
+                    EXPECT_EQ(r.last, PcapReader::Status::End) << what << ": " << r.error;
+                    ASSERT_EQ(r.packets.size(), minor == 3 ? 3u : 2u) << what;
+                    EXPECT_EQ(r.data[0], "first") << what;
+                    EXPECT_EQ(r.data[1], "second") << what;
+                    EXPECT_EQ(r.packets[0].time.ticks,
+                              FileTime::from_unix(1'700'000'000).ticks + 1'234'560 + (nano ? 7 : 0))
+                        << what;
+                    EXPECT_EQ(r.packets[1].time.ticks, FileTime::from_unix(1'700'000'001).ticks + (nano ? 1 : 10))
+                        << what;
+                    if (minor == 3) {
+                        EXPECT_EQ(r.data[2], "third") << what;
+                    }
+                }
+}
+
+TEST(PcapReader, DamageIsAnErrorAtItsRecord) {
+    PcapFile f;
+    f.header(276).packet(1, 0, "first");
+    const std::size_t last = f.out.size();
+    f.packet(2, 0, "0123456789");
+    const std::string whole = f.out;
+    for (std::size_t cut = last + 1; cut < whole.size(); ++cut) {
+        PcapRead r = read_pcap(whole.substr(0, cut));
+        ASSERT_TRUE(r.opened);
+        EXPECT_EQ(r.link, 276);
+        ASSERT_EQ(r.packets.size(), 1u) << cut;
+        EXPECT_EQ(r.last, PcapReader::Status::Error) << cut;
+        EXPECT_EQ(r.error_offset, last) << cut;
+        const std::string want =
+            cut < last + 16
+                ? "truncated dump file; tried to read 16 header bytes, only got " + std::to_string(cut - last)
+                : "truncated dump file; tried to read 10 captured bytes, only got " + std::to_string(cut - last - 16);
+        EXPECT_EQ(r.error, want);
+    }
+    // A captured length beyond libpcap's bound is refused before anything is read for it.
+    std::string huge = whole;
+    huge[last + 8] = 0, huge[last + 9] = 0, huge[last + 10] = 0x10, huge[last + 11] = 0;  // 1 MiB
+    PcapRead r = read_pcap(huge);
+    EXPECT_EQ(r.last, PcapReader::Status::Error);
+    EXPECT_EQ(r.error, "invalid packet capture length 1048576, bigger than maximum of 262144");
+    EXPECT_EQ(r.error_offset, last);
+    // Headers: not pcap, cut short, another major version; a header alone is an empty file.
+    EXPECT_EQ(read_pcap("GIF89a, not a capture").error, "unknown file format");
+    EXPECT_EQ(read_pcap("").error, "unknown file format");
+    r = read_pcap(whole.substr(0, 10));
+    EXPECT_FALSE(r.opened);
+    EXPECT_EQ(r.error, "truncated dump file; tried to read 24 file header bytes, only got 10");
+    std::string v3 = whole;
+    v3[4] = 3;
+    EXPECT_EQ(read_pcap(v3).error, "unsupported pcap version 3.4");
+    r = read_pcap(whole.substr(0, 24));
+    EXPECT_TRUE(r.opened);
+    EXPECT_TRUE(r.packets.empty());
+    EXPECT_EQ(r.last, PcapReader::Status::End);
+}
+
+TEST(InputWindow, ViewsStayWholeAcrossRefillsAndThroughAPipe) {
+    // Records of every size up to the largest pcap allows, so that views straddle the 1 MiB refills and
+    // one record is larger than the window's first buffer; read from a file, then through a pipe that
+    // hands them out in small, odd pieces.
+    PcapFile f;
+    f.header(1);
+    std::vector<std::string> want;
+    for (std::uint32_t i = 0; i < 64; ++i) {
+        const std::size_t size = i == 40 ? PcapReader::kMaxCaptureLength : (i * 7919u) % 70000u;
+        std::string data(size, '\0');
+        for (std::size_t k = 0; k < size; ++k) data[k] = static_cast<char>('a' + (k * 31 + i) % 26);
+        f.packet(i, 0, data);
+        want.push_back(data);
+    }
+    PcapRead r = read_pcap(f.out);
+    EXPECT_EQ(r.last, PcapReader::Status::End) << r.error;
+    EXPECT_EQ(r.data, want);
+
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    std::thread writer([&] {
+        for (std::size_t at = 0; at < f.out.size();) {
+            const std::size_t n = std::min<std::size_t>(at % 3 == 0 ? 4093 : 17, f.out.size() - at);
+            if (write(fds[1], f.out.data() + at, n) != static_cast<ssize_t>(n)) break;
+            at += n;
+        }
+        close(fds[1]);
+    });
+    PcapRead p = read_pcap(fds[0]);
+    writer.join();
+    EXPECT_EQ(p.last, PcapReader::Status::End) << p.error;
+    EXPECT_EQ(p.data, want);
+}
+
+// ------------------------------------------------------------------ FileInput
 
 std::string gzip_of(const std::string& data) {
     z_stream z{};
@@ -261,7 +437,7 @@ std::string sample(std::size_t n) {
 TEST(FileInput, PlainAndGzipGiveTheSameBytesAndPeekConsumesNothing) {
     const std::string data = sample(300000);
     for (const std::string& file : {data, gzip_of(data), gzip_of(data.substr(0, 1000)) + gzip_of(data.substr(1000))}) {
-        FileInput in(fd_of(file));
+        FileInput in(memfd_of(file));
         EXPECT_EQ(in.peek(4), data.substr(0, 4));
         EXPECT_EQ(in.position(), 0u);
         auto [got, failed] = drain(in, 777);
@@ -271,7 +447,7 @@ TEST(FileInput, PlainAndGzipGiveTheSameBytesAndPeekConsumesNothing) {
         EXPECT_EQ(in.file_position(), file.size());
     }
     // Bytes after the last member are ignored, as gzread does.
-    FileInput in(fd_of(gzip_of(data) + "trailing garbage"));
+    FileInput in(memfd_of(gzip_of(data) + "trailing garbage"));
     auto [got, failed] = drain(in);
     EXPECT_FALSE(failed);
     EXPECT_EQ(got, data);
@@ -283,7 +459,7 @@ TEST(FileInput, DamageIsReportedWhereZlibFindsItAfterTheBytesBeforeIt) {
     // The CRC: every byte comes out, then the failure at the trailer.
     std::string bad = gz;
     bad[bad.size() - 8] ^= 0x01;
-    FileInput crc(fd_of(bad));
+    FileInput crc(memfd_of(bad));
     auto [got, failed] = drain(crc, 1 << 20);
     EXPECT_TRUE(failed);
     EXPECT_EQ(got, data);
@@ -293,14 +469,14 @@ TEST(FileInput, DamageIsReportedWhereZlibFindsItAfterTheBytesBeforeIt) {
     EXPECT_LE(crc.failure()->file_offset, gz.size());
     EXPECT_EQ(crc.failure()->offset, data.size());
     // No trailer.
-    FileInput cut(fd_of(gz.substr(0, gz.size() - 8)));
+    FileInput cut(memfd_of(gz.substr(0, gz.size() - 8)));
     std::tie(got, failed) = drain(cut, 1 << 20);
     EXPECT_TRUE(failed);
     EXPECT_EQ(got, data);
     EXPECT_EQ(cut.failure()->file_offset, gz.size() - 8);
     EXPECT_EQ(cut.failure()->reason, "gzip: unexpected end of file (compressed data or trailer missing)");
     // Cut in the middle: a prefix of the data, then the failure at the end of the file.
-    FileInput half(fd_of(gz.substr(0, gz.size() / 2)));
+    FileInput half(memfd_of(gz.substr(0, gz.size() / 2)));
     std::tie(got, failed) = drain(half, 1 << 20);
     EXPECT_TRUE(failed);
     EXPECT_GT(got.size(), 0u);

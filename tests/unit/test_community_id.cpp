@@ -40,5 +40,37 @@ TEST(CommunityId, EndpointFromText) {
     EXPECT_EQ(v6->port, 1688);
 }
 
+// Endpoint's text (written by hand, six times per connection): dotted IPv4, RFC 5952 IPv6 (lower case,
+// the longest run of two or more zero groups compressed, the first of equal runs, a single zero group
+// kept), brackets only around an IPv6 address followed by a port.
+TEST(CommunityId, EndpointTextRoundTrips) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"10.0.0.5", "10.0.0.5:1688"},
+        {"0.0.0.0", "0.0.0.0:1688"},
+        {"255.255.255.255", "255.255.255.255:1688"},
+        {"::1", "[::1]:1688"},
+        {"::", "[::]:1688"},
+        {"2001:db8::1", "[2001:db8::1]:1688"},
+        {"2001:0DB8:0:1:1:1:1:1", "[2001:db8:0:1:1:1:1:1]:1688"},
+        {"fe80:0:0:1:0:0:1:0", "[fe80::1:0:0:1:0]:1688"},
+        {"1:0:0:2:0:0:0:3", "[1:0:0:2::3]:1688"},
+        {"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:1688"},
+        {"abcd::", "[abcd::]:1688"},
+    };
+    for (const auto& [text, shown] : cases) {
+        auto e = endpoint_from_text(text, 1688);
+        ASSERT_TRUE(e) << text;
+        EXPECT_EQ(e->to_string(), shown);
+        const std::string s = shown;
+        const std::string address = e->v6 ? s.substr(1, s.rfind(']') - 1) : s.substr(0, s.rfind(':'));
+        EXPECT_EQ(e->address_string(), address);
+        EXPECT_EQ(endpoint_from_text(address, 1688), e) << text;
+    }
+    auto high = *endpoint_from_text("10.0.0.5", 65535);
+    EXPECT_EQ(high.to_string(), "10.0.0.5:65535");
+    high.port = 0;
+    EXPECT_EQ(high.to_string(), "10.0.0.5:0");
+}
+
 }  // namespace
 }  // namespace kmscope::capture

@@ -1,4 +1,4 @@
-// Every capture in captures/ through libpcap + the TCP split + the conversation model, checked against
+// Every capture in captures/ through the capture readers + the TCP split + the conversation model, checked against
 // every protocol value the peers logged (captures/MANIFEST.json).
 #include <gtest/gtest.h>
 
