@@ -271,8 +271,8 @@ void TcpSplit::gap(TcpConnection& c, Direction d, FileTime t, std::uint64_t miss
 }
 
 void TcpSplit::sink_events(TcpConnection& c) {
-    auto events = c.conversation.take_events();
-    if (!events.empty()) sink_(c, std::move(events));
+    c.conversation.take_events(events_);
+    if (!events_.empty()) sink_(c, std::move(events_));
 }
 
 void TcpSplit::end(TcpConnection& c, FileTime t, EndReason why) {

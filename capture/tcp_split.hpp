@@ -132,6 +132,7 @@ private:
     std::uint64_t evicted_ = 0;
     std::size_t total_held_ = 0;
     std::uint64_t since_sweep_ = 0;
+    std::vector<Event> events_;  // handed to the sink; its buffer goes back and forth with the conversations'
 };
 
 }  // namespace kmscope::capture

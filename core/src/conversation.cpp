@@ -478,4 +478,9 @@ std::vector<Event> Conversation::take_events() {
     return out;
 }
 
+void Conversation::take_events(std::vector<Event>& out) {
+    out.clear();
+    out.swap(events_);
+}
+
 }  // namespace kmscope

@@ -168,6 +168,35 @@ TEST(Conversation, SessionB_V5DerivedValues) {
     EXPECT_EQ(to_hex(kms::recorded_random(*x[1].request, *x[1].response).s), "f9c4d1afee59a266b0e60667db546408");
 }
 
+// take_events(out), which TcpSplit uses per packet with one reused vector, gives what take_events() gives:
+// the events since the last call, whatever `out` held, each once.
+TEST(Conversation, TakingEventsIntoAReusedVectorGivesEachEventOnce) {
+    Conversation whole, piecewise;
+    std::vector<Event> out{PduEvent{}, PduEvent{}, PduEvent{}};  // stale content, to be dropped
+    std::vector<Event> taken;
+    FileTime t = FileTime::from_unix(1795305327);
+    for (const auto& p : sheet::kSessionB) {
+        const Direction d = p.from == 'C' ? Direction::ToServer : Direction::ToClient;
+        const Bytes b = hex(p.hex);
+        whole.feed(d, t, b);
+        piecewise.feed(d, t, b);
+        piecewise.take_events(out);
+        for (auto& e : out) taken.push_back(std::move(e));
+    }
+    piecewise.take_events(out);
+    EXPECT_TRUE(out.empty());
+    const auto all = whole.take_events();
+    ASSERT_EQ(taken.size(), all.size());
+    const auto a = exchanges(all), b = exchanges(taken);
+    ASSERT_EQ(b.size(), 2u);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(b[i].request->x, a[i].request->x);
+        EXPECT_EQ(b[i].response->hash, a[i].response->hash);
+        EXPECT_TRUE(b[i].ok());
+    }
+    for (std::size_t i = 0; i < all.size(); ++i) EXPECT_EQ(taken[i].index(), all[i].index()) << i;
+}
+
 TEST(Conversation, SessionC_V6DerivedValues) {
     auto x = exchanges(run(sheet::kSessionC, Chunking::WholePdus));
     ASSERT_EQ(x.size(), 2u);

@@ -167,6 +167,9 @@ public:
     void finish(FileTime t, EndReason reason = EndReason::Closed);
     /// Moves the events produced so far out of the conversation.
     std::vector<Event> take_events();
+    /// The same into `out` (emptied first), whose buffer the conversation keeps in exchange: a caller that
+    /// reuses `out` allocates and regrows no vector per packet.
+    void take_events(std::vector<Event>& out);
 
     /// Contexts currently bound on the connection.
     const std::map<std::uint16_t, BoundContext>& contexts() const { return bound_; }
