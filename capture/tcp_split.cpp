@@ -65,8 +65,8 @@ void TcpSplit::add(const TcpSegment& seg) {
         it = open_.end();
     }
     if (it == open_.end() && !syn) {
-        auto closed = closed_.find(key);
-        if (closed != closed_.end() && seg.time.ticks <= closed->second.ticks + limits_.idle_ticks)
+        const auto closed = closed_.find(KeyHash{}(key));
+        if (closed && seg.time.ticks <= closed->ticks + limits_.idle_ticks)
             return;  // the tail of a connection already closed (last ACK, retransmitted FIN)
     }
     if (it == open_.end()) {
@@ -319,13 +319,7 @@ void TcpSplit::erase(std::unordered_map<Key, Entry, KeyHash>::iterator it) {
 }
 
 void TcpSplit::remember_closed(const Key& k, FileTime t) {
-    auto [it, fresh] = closed_.insert_or_assign(k, t);
-    (void)it;
-    if (fresh) closed_order_.push_back(k);
-    while (closed_order_.size() > limits_.max_connections) {
-        closed_.erase(closed_order_.front());
-        closed_order_.pop_front();
-    }
+    closed_.remember(KeyHash{}(k), t);
 }
 
 void TcpSplit::sweep(FileTime now) {
@@ -349,7 +343,6 @@ void TcpSplit::finish() {
     open_.clear();
     newest_ = oldest_ = nullptr;
     closed_.clear();
-    closed_order_.clear();
 }
 
 }  // namespace kmscope::capture

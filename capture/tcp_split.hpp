@@ -8,12 +8,12 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <unordered_map>
 #include <vector>
 
+#include "closed_flows.hpp"
 #include "kmscope/conversation.hpp"
 #include "packet_source.hpp"
 
@@ -123,11 +123,9 @@ private:
     GapSink gap_sink_;
     TcpLimits limits_;
     std::unordered_map<Key, Entry, KeyHash> open_;
-    // Connections closed by FIN or RST, so that their last ACKs and retransmissions start nothing new.
-    std::unordered_map<Key, FileTime, KeyHash> closed_;
-    std::deque<Key> closed_order_;  // oldest first
-    Entry* newest_ = nullptr;       // the most recently seen open connection
-    Entry* oldest_ = nullptr;       // the least recently seen: the first to go at the cap
+    ClosedFlows closed_{limits_.max_connections};
+    Entry* newest_ = nullptr;  // the most recently seen open connection
+    Entry* oldest_ = nullptr;  // the least recently seen: the first to go at the cap
     std::uint64_t next_index_ = 1;
     std::uint64_t evicted_ = 0;
     std::size_t total_held_ = 0;
