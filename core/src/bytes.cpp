@@ -262,9 +262,19 @@ constexpr char32_t kReplacement = 0xFFFD;
 }  // namespace
 
 std::string utf16le_to_utf8(ByteView bytes, bool stop_at_nul) {
-    std::string out;
     const std::size_t units = bytes.size() / 2;
-    out.reserve(units);  // workstation names are mostly ASCII: one byte per unit
+    // Workstation names and ePIDs are ASCII: the units up to the NUL, copied byte for byte, without a
+    // push_back per character (once per record printed).
+    std::size_t ascii = 0;
+    while (ascii < units && bytes[2 * ascii + 1] == 0 && bytes[2 * ascii] < 0x80 && (bytes[2 * ascii] || !stop_at_nul))
+        ++ascii;
+    if (ascii == units || (stop_at_nul && bytes[2 * ascii] == 0 && bytes[2 * ascii + 1] == 0)) {
+        std::string out(ascii, '\0');
+        for (std::size_t i = 0; i < ascii; ++i) out[i] = static_cast<char>(bytes[2 * i]);
+        return out;
+    }
+    std::string out;
+    out.reserve(units);  // mostly one byte per unit
     for (std::size_t i = 0; i < units; ++i) {
         char32_t u = static_cast<char32_t>(bytes[2 * i] | bytes[2 * i + 1] << 8);
         if (u == 0 && stop_at_nul) break;

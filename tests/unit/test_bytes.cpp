@@ -109,6 +109,11 @@ TEST(Utf16, RoundTripsAndRepairs) {
               "A");                                                 // lone high surrogate
     EXPECT_EQ(utf16le_to_utf8(test::hex("00de")), "\xEF\xBF\xBD");  // lone low surrogate
     EXPECT_EQ(utf16le_to_utf8(test::hex("410042")), "A");           // odd trailing byte
+    EXPECT_EQ(utf16le_to_utf8(test::hex("4100c4004200")),
+              "A\xC3\x84"
+              "B");                                                  // ASCII, then not: the general path
+    EXPECT_EQ(utf16le_to_utf8(test::hex("41004101")), "A\xC5\x81");  // a high byte that is not zero
+    EXPECT_EQ(utf16le_to_utf8(test::hex("")), "");
     EXPECT_EQ(to_hex(utf8_to_utf16le("Ä€😀")), "c400ac203dd800de");
     EXPECT_EQ(to_hex(utf8_to_utf16le("\xC3")), "fdff");                  // truncated sequence
     EXPECT_EQ(to_hex(utf8_to_utf16le("\xC0\x80")), "fdfffdff");          // overlong NUL: one U+FFFD per byte
