@@ -1,16 +1,18 @@
 // Connections closed by FIN or RST, remembered so that their last ACKs and retransmissions start no new
-// connection: the most recent `capacity` of them, as 64-bit flow hashes in a flat open-addressing table
-// with a ring for their order. A map of flow keys with a list of them cost a node allocation, a free and
-// a cache miss on a cold node per connection (4 % of kms-analyze's time on a KMS-only capture). Two flows
-// sharing a 64-bit hash could at worst make the first non-SYN segment of one look like the tail of the
-// other: a chance of about 2^-50 per lookup with the table full.
+// connection: the most recent `capacity` of them, in a flat open-addressing table (linear probing,
+// deletion by backward shift) with a queue for their order. A map with a list cost a node allocation, a
+// free and a cache miss on a cold node per connection (4 % of kms-analyze's time on a KMS-only capture).
+// Slots keep the whole flow key, not just its hash: two flows whose hashes collide must never be taken
+// for each other, or a crafted capture could hide one connection behind another's close.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <vector>
 
 #include "kmscope/bytes.hpp"
+#include "packet_source.hpp"
 
 namespace kmscope::capture {
 
@@ -18,24 +20,32 @@ class ClosedFlows {
 public:
     explicit ClosedFlows(std::size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
     /// Remembers (or refreshes the time of) a closed flow; the oldest goes when `capacity` are kept.
-    void remember(std::uint64_t flow_hash, FileTime closed_at);
+    /// `hash` is FlowKeyHash of `key` (the caller has it already).
+    void remember(const FlowKey& key, std::uint64_t hash, FileTime closed_at);
     /// When the flow was closed, if it is remembered.
-    std::optional<FileTime> find(std::uint64_t flow_hash) const;
-    std::size_t size() const { return count_; }
+    std::optional<FileTime> find(const FlowKey& key, std::uint64_t hash) const;
+    std::size_t size() const { return order_.size(); }
+    /// Slots in the table: it grows with what it holds, up to twice the capacity.
+    std::size_t slots() const { return slots_.size(); }
     void clear();
 
 private:
     struct Slot {
-        std::uint64_t hash = 0;  // 0: empty (a hash of 0 is stored as 1)
+        bool used = false;
+        std::uint64_t hash = 0;
+        FlowKey key;
         FileTime time;
     };
-    static std::uint64_t stored(std::uint64_t h) { return h == 0 ? 1 : h; }
-    std::size_t slot_of(std::uint64_t h) const;  // where h is, or the empty slot where it would go
-    void erase(std::uint64_t h);
+    struct Kept {
+        std::uint64_t hash;
+        FlowKey key;
+    };
+    std::size_t slot_of(const FlowKey& key, std::uint64_t hash) const;  // where it is, or the free slot for it
+    void erase(const FlowKey& key, std::uint64_t hash);
+    void grow();
     std::size_t capacity_;
-    std::vector<Slot> slots_;           // a power of two, at least twice the capacity; allocated on first use
-    std::vector<std::uint64_t> order_;  // ring of the kept hashes, oldest at head_
-    std::size_t head_ = 0, count_ = 0;
+    std::vector<Slot> slots_;  // a power of two, at most half full
+    std::deque<Kept> order_;   // oldest first
 };
 
 }  // namespace kmscope::capture

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cstring>
 #include <stdexcept>
 
@@ -189,11 +190,16 @@ bool Endpoint::precedes(const Endpoint& o) const {
 }
 
 std::size_t FlowKeyHash::operator()(const FlowKey& k) const {
-    // Both endpoints folded into two words before one finaliser, instead of two endpoint hashes.
-    const std::uint64_t lo = word(k.a.addr.data()) * 0x9E3779B97F4A7C15ull ^ word(k.b.addr.data());
-    const std::uint64_t hi = word(k.a.addr.data() + 8) ^ word(k.b.addr.data() + 8) * 0xC2B2AE3D27D4EB4Full;
+    // Every word multiplied by its own odd constant (and rotated) before they are combined and finalised
+    // once: no field goes in unmixed, so flows that differ in an address and a port in the same bits do
+    // not cancel out (they did when the second address and the ports were XORed in directly).
+    auto mix = [](std::uint64_t w, std::uint64_t c, int r) { return std::rotl(w * c, r); };
     const std::uint64_t ports = std::uint64_t{k.a.port} << 17 | std::uint64_t{k.b.port} << 1 | k.a.v6;
-    std::uint64_t h = (lo ^ (hi + ports)) * 0xFF51AFD7ED558CCDull;
+    std::uint64_t h = mix(word(k.a.addr.data()), 0x9E3779B97F4A7C15ull, 0) ^
+                      mix(word(k.b.addr.data()), 0xC2B2AE3D27D4EB4Full, 17) ^
+                      mix(word(k.a.addr.data() + 8), 0x165667B19E3779F9ull, 31) ^
+                      mix(word(k.b.addr.data() + 8), 0xD6E8FEB86659FD93ull, 43) ^ mix(ports, 0x9FB21C651E98DF25ull, 53);
+    h *= 0xFF51AFD7ED558CCDull;
     h ^= h >> 33;
     h *= 0xC4CEB9FE1A85EC53ull;
     h ^= h >> 33;

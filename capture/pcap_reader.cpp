@@ -24,7 +24,8 @@ std::uint32_t PcapReader::u32(const std::uint8_t* p) const {
 bool PcapReader::open() {
     record_start_ = 0;
     const ByteView h = in_.take(kFileHeader);
-    if (h.size() < 4) return fail("unknown file format");
+    if (h.size() < 4)
+        return fail("truncated dump file; tried to read 4 file header bytes, only got " + std::to_string(h.size()));
     std::uint32_t magic;
     std::memcpy(&magic, h.data(), 4);
     for (bool swap : {false, true}) {
@@ -44,9 +45,17 @@ bool PcapReader::open() {
     std::memcpy(&major, h.data() + 4, 2);
     std::memcpy(&minor, h.data() + 6, 2);
     if (swapped_) major = __builtin_bswap16(major), minor = __builtin_bswap16(minor);
-    if (major != 2) return fail("unsupported pcap version " + std::to_string(major) + "." + std::to_string(minor));
-    lengths_swapped_ = minor < 3 ? 1 : minor == 3 ? 2 : 0;
+    // As libpcap: versions 2.0 to 2.4, and 543.0 (DG/UX tcpdump, lengths in the old order).
+    if (major < 2) return fail("archaic pcap savefile format");
+    if (!((major == 2 && minor <= 4) || (major == 543 && minor == 0)))
+        return fail("unsupported pcap savefile version " + std::to_string(major) + "." + std::to_string(minor));
+    lengths_swapped_ = major == 543 || minor < 3 ? 1 : minor == 3 ? 2 : 0;
     link_type_ = static_cast<int>(u32(h.data() + 20) & 0xFFFF);  // the upper bits tell of an FCS
+    // The snapshot length, adjusted as libpcap does: none or an absurd one is the largest; Kuznetzov's
+    // patched tcpdump left the 14-byte Ethernet header out of it.
+    snapshot_ = u32(h.data() + 16);
+    if (snapshot_ == 0 || snapshot_ > kMaxCaptureLength) snapshot_ = kMaxCaptureLength;
+    if (modified_ && link_type_ == 1) snapshot_ += 14;
     return true;
 }
 
@@ -60,15 +69,16 @@ PcapReader::Status PcapReader::next(Packet& out) {
              std::to_string(h.size()));
         return Status::Error;
     }
-    // Signed, as libpcap reads them (a time before 1970 stays one).
+    // Signed, as libpcap reads them (a time before 1970 stays one; a negative fraction counts back).
     const auto sec = static_cast<std::int32_t>(u32(h.data()));
-    const auto frac =
-        static_cast<std::uint64_t>(static_cast<std::int64_t>(static_cast<std::int32_t>(u32(h.data() + 4))));
+    const std::int64_t frac = static_cast<std::int32_t>(u32(h.data() + 4));
     std::uint32_t caplen = u32(h.data() + 8), len = u32(h.data() + 12);
     if (lengths_swapped_ == 1 || (lengths_swapped_ == 2 && caplen > len)) std::swap(caplen, len);
-    if (caplen > kMaxCaptureLength) {
-        fail("invalid packet capture length " + std::to_string(caplen) + ", bigger than maximum of " +
-             std::to_string(kMaxCaptureLength));
+    // Larger than the snapshot length: a valid record of a file whose header understates it (Solaris 2.3's
+    // bufmod did), of which libpcap keeps the first snapshot bytes; larger than any link type allows: damage.
+    if (caplen > snapshot_ && caplen > kMaxCaptureLength) {
+        fail("invalid packet capture length " + std::to_string(caplen) + ", bigger than snaplen of " +
+             std::to_string(snapshot_));
         return Status::Error;
     }
     out.data = in_.take(caplen);
@@ -77,7 +87,9 @@ PcapReader::Status PcapReader::next(Packet& out) {
              std::to_string(out.data.size()));
         return Status::Error;
     }
-    out.time = FileTime{FileTime::from_unix(sec).ticks + (nanoseconds_ ? frac / 100 : frac * 10)};
+    if (caplen > snapshot_) out.data = out.data.first(snapshot_);
+    const std::int64_t ticks = nanoseconds_ ? frac / 100 : frac * 10;
+    out.time = FileTime{FileTime::from_unix(sec).ticks + static_cast<std::uint64_t>(ticks)};  // modulo 2^64
     return Status::Packet;
 }
 

@@ -1,8 +1,8 @@
 // A reader of classic pcap files (libpcap's own format: microsecond and nanosecond magic, either byte
-// order, the 2.3/2.2 length-order variants and the Kuznetzov "modified" record header). The packets are
+// order, the 2.3/2.2 and DG/UX length-order variants and the Kuznetzov "modified" record header). The packets are
 // views into the InputWindow, not copies; libpcap's reader copied every packet twice (stdio, then its
-// own buffer), which was a tenth of kms-analyze's time on a KMS capture. Bounds as libpcap's: a record
-// captures at most 256 KiB.
+// own buffer), which was a tenth of kms-analyze's time on a KMS capture. Versions, bounds, snapshot
+// length and error texts as libpcap's: a record captures at most 256 KiB.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +41,7 @@ private:
     bool modified_ = false;    // Kuznetzov's patched tcpdump: 8 more bytes per record header
     int lengths_swapped_ = 0;  // version 2.2 and earlier: 1 (always), 2.3: 2 (when caplen > len)
     int link_type_ = 0;
+    std::uint32_t snapshot_ = kMaxCaptureLength;  // the file's snapshot length, as libpcap adjusts it
     std::uint64_t record_start_ = 0;
     std::string error_;
 };

@@ -65,7 +65,7 @@ void TcpSplit::add(const TcpSegment& seg) {
         it = open_.end();
     }
     if (it == open_.end() && !syn) {
-        const auto closed = closed_.find(KeyHash{}(key));
+        const auto closed = closed_.find(key, KeyHash{}(key));
         if (closed && seg.time.ticks <= closed->ticks + limits_.idle_ticks)
             return;  // the tail of a connection already closed (last ACK, retransmitted FIN)
     }
@@ -319,7 +319,7 @@ void TcpSplit::erase(std::unordered_map<Key, Entry, KeyHash>::iterator it) {
 }
 
 void TcpSplit::remember_closed(const Key& k, FileTime t) {
-    closed_.remember(KeyHash{}(k), t);
+    closed_.remember(k, KeyHash{}(k), t);
 }
 
 void TcpSplit::sweep(FileTime now) {

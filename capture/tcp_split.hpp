@@ -70,6 +70,9 @@ public:
     using ByteSink = std::function<void(const TcpConnection&, Direction, FileTime, ByteView)>;
     using GapSink = std::function<void(const TcpConnection&, Direction, FileTime, std::uint64_t missing)>;
     explicit TcpSplit(EventSink sink, TcpLimits limits = {}) : sink_(std::move(sink)), limits_(limits) {}
+    // Not copied or moved: the recency order points into the map's entries.
+    TcpSplit(const TcpSplit&) = delete;
+    TcpSplit& operator=(const TcpSplit&) = delete;
     /// Called once per connection after its last events, just before it is forgotten.
     void on_end(EndSink sink) { end_sink_ = std::move(sink); }
     /// Called when a connection turns out not to be DCE/RPC: from then on its payload bytes are never read

@@ -480,7 +480,7 @@ std::vector<Event> Conversation::take_events() {
 
 void Conversation::take_events(std::vector<Event>& out) {
     out.clear();
-    out.swap(events_);
+    if (!events_.empty()) out.swap(events_);  // a conversation without events keeps no buffer
 }
 
 }  // namespace kmscope

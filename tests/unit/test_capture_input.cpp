@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <csignal>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -227,6 +228,8 @@ struct PcapFile {
     std::uint16_t minor = 4;
     bool swap_lengths = false;  // caplen and len written in the other order (versions 2.2 and 2.3)
     std::string out;
+    std::uint32_t snaplen = 65535;
+    std::uint16_t major = 2;
     void u32(std::uint32_t v) {
         for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(big ? v >> (8 * (3 - i)) : v >> (8 * i)));
     }
@@ -235,11 +238,11 @@ struct PcapFile {
     }
     PcapFile& header(std::uint32_t link) {
         u32(modified ? 0xA1B2CD34 : nano ? 0xA1B23C4D : 0xA1B2C3D4);
-        u16(2);
+        u16(major);
         u16(minor);
         u32(0);
         u32(0);
-        u32(65535);
+        u32(snaplen);
         u32(link);
         return *this;
     }
@@ -347,28 +350,99 @@ TEST(PcapReader, DamageIsAnErrorAtItsRecord) {
     huge[last + 8] = 0, huge[last + 9] = 0, huge[last + 10] = 0x10, huge[last + 11] = 0;  // 1 MiB
     PcapRead r = read_pcap(huge);
     EXPECT_EQ(r.last, PcapReader::Status::Error);
-    EXPECT_EQ(r.error, "invalid packet capture length 1048576, bigger than maximum of 262144");
+    EXPECT_EQ(r.error, "invalid packet capture length 1048576, bigger than snaplen of 65535");
     EXPECT_EQ(r.error_offset, last);
-    // Headers: not pcap, cut short, another major version; a header alone is an empty file.
+    // Headers, in libpcap's words: not pcap, cut short, versions before 2 and after 2.4 (but 543.0);
+    // a header alone is an empty file.
     EXPECT_EQ(read_pcap("GIF89a, not a capture").error, "unknown file format");
-    EXPECT_EQ(read_pcap("").error, "unknown file format");
+    EXPECT_EQ(read_pcap("").error, "truncated dump file; tried to read 4 file header bytes, only got 0");
+    EXPECT_EQ(read_pcap(whole.substr(0, 3)).error,
+              "truncated dump file; tried to read 4 file header bytes, only got 3");
     r = read_pcap(whole.substr(0, 10));
     EXPECT_FALSE(r.opened);
     EXPECT_EQ(r.error, "truncated dump file; tried to read 24 file header bytes, only got 10");
     std::string v3 = whole;
     v3[4] = 3;
-    EXPECT_EQ(read_pcap(v3).error, "unsupported pcap version 3.4");
+    EXPECT_EQ(read_pcap(v3).error, "unsupported pcap savefile version 3.4");
+    std::string v25 = whole;
+    v25[6] = 5;
+    EXPECT_EQ(read_pcap(v25).error, "unsupported pcap savefile version 2.5");
+    std::string v1 = whole;
+    v1[4] = 1;
+    EXPECT_EQ(read_pcap(v1).error, "archaic pcap savefile format");
     r = read_pcap(whole.substr(0, 24));
     EXPECT_TRUE(r.opened);
     EXPECT_TRUE(r.packets.empty());
     EXPECT_EQ(r.last, PcapReader::Status::End);
 }
 
+// What libpcap does with lengths: a record longer than the file's snapshot length keeps the first
+// snapshot bytes (Kuznetzov's Ethernet files add the 14-byte header to it); a 2.2 file always has the
+// lengths in the old order, a 2.3 file only when they look swapped, a DG/UX 543.0 file always.
+TEST(PcapReader, LengthsAsLibpcapReadsThem) {
+    PcapFile snap;
+    snap.snaplen = 4;
+    snap.header(1).packet(1, 0, "0123456789").packet(2, 0, "ab");
+    PcapRead r = read_pcap(snap.out);
+    EXPECT_EQ(r.last, PcapReader::Status::End) << r.error;
+    EXPECT_EQ(r.data, (std::vector<std::string>{"0123", "ab"}));
+
+    PcapFile kuz;
+    kuz.modified = true;
+    kuz.snaplen = 4;
+    kuz.header(1).packet(1, 0, std::string(20, 'k'));
+    r = read_pcap(kuz.out);
+    ASSERT_EQ(r.data.size(), 1u);
+    EXPECT_EQ(r.data[0], std::string(18, 'k'));  // 4 + 14
+
+    // Length fields written as 5 then 10: 2.2 and 543.0 swap them whatever they say (a caplen of 10),
+    // 2.3 keeps them as written since 5 <= 10 (a caplen of 5).
+    for (std::uint16_t major : {2, 543}) {
+        PcapFile old;
+        old.major = major;
+        old.minor = major == 2 ? 2 : 0;
+        old.header(1);
+        old.u32(1), old.u32(0), old.u32(5), old.u32(10);
+        old.out += "tenletters";
+        r = read_pcap(old.out);
+        EXPECT_EQ(r.last, PcapReader::Status::End) << major << ": " << r.error;
+        ASSERT_EQ(r.data.size(), 1u) << major;
+        EXPECT_EQ(r.data[0], "tenletters");
+    }
+    PcapFile v23;
+    v23.minor = 3;
+    v23.header(1);
+    v23.u32(1), v23.u32(0), v23.u32(5), v23.u32(10);
+    v23.out += "fives";
+    r = read_pcap(v23.out);
+    ASSERT_EQ(r.data.size(), 1u);
+    EXPECT_EQ(r.data[0], "fives");
+}
+
+TEST(InputWindow, GrowsForAViewLargerThanItsBuffer) {
+    std::string bytes(5 << 20, '\0');
+    for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 131 % 251);
+    FileInput in(memfd_of(bytes));
+    InputWindow w(in);
+    const ByteView small = w.take(10);
+    ASSERT_EQ(small.size(), 10u);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(small.data()), 10), bytes.substr(0, 10));
+    const ByteView big = w.take(3 << 20);  // more than the 2 MiB first buffer holds
+    ASSERT_EQ(big.size(), std::size_t{3} << 20);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(big.data()), big.size()), bytes.substr(10, 3 << 20));
+    const ByteView peeked = w.peek(1 << 20);
+    const ByteView rest = w.take(5 << 20);  // fewer at the end
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(rest.data()), rest.size()), bytes.substr(10 + (3 << 20)));
+    EXPECT_EQ(peeked.size(), std::size_t{1} << 20);
+    EXPECT_EQ(w.offset(), bytes.size());
+    EXPECT_TRUE(w.take(1).empty());
+}
+
 TEST(InputWindow, ViewsStayWholeAcrossRefillsAndThroughAPipe) {
-    // Records of every size up to the largest pcap allows, so that views straddle the 1 MiB refills and
-    // one record is larger than the window's first buffer; read from a file, then through a pipe that
-    // hands them out in small, odd pieces.
+    // Records of every size up to the largest pcap allows, so that views straddle the 1 MiB refills; read
+    // from a file, then through a pipe that hands them out in small, odd pieces.
     PcapFile f;
+    f.snaplen = PcapReader::kMaxCaptureLength;
     f.header(1);
     std::vector<std::string> want;
     for (std::uint32_t i = 0; i < 64; ++i) {
@@ -384,6 +458,8 @@ TEST(InputWindow, ViewsStayWholeAcrossRefillsAndThroughAPipe) {
 
     int fds[2];
     ASSERT_EQ(pipe(fds), 0);
+    // A reader that stops early closes its end: the writer must get EPIPE, not a signal that ends the run.
+    auto* old_handler = std::signal(SIGPIPE, SIG_IGN);
     std::thread writer([&] {
         for (std::size_t at = 0; at < f.out.size();) {
             const std::size_t n = std::min<std::size_t>(at % 3 == 0 ? 4093 : 17, f.out.size() - at);
@@ -394,6 +470,7 @@ TEST(InputWindow, ViewsStayWholeAcrossRefillsAndThroughAPipe) {
     });
     PcapRead p = read_pcap(fds[0]);
     writer.join();
+    std::signal(SIGPIPE, old_handler);
     EXPECT_EQ(p.last, PcapReader::Status::End) << p.error;
     EXPECT_EQ(p.data, want);
 }

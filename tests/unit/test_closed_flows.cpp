@@ -1,8 +1,10 @@
 // ClosedFlows, TcpSplit's memory of closed connections (a flat table with deletion by backward shift),
-// against a map and a queue doing the same by the book: random remembers and lookups on hashes that
-// share their low bits (long probe runs that wrap around the table), at small and odd capacities.
+// against a map and a queue doing the same by the book: random remembers and lookups with hashes chosen
+// to collide (several flows per hash, long probe runs, runs that wrap around the end of the table), at
+// small and odd capacities, through the table's growth.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <deque>
 #include <map>
 #include <random>
@@ -12,33 +14,51 @@
 namespace kmscope::capture {
 namespace {
 
+FlowKey flow(std::uint64_t n) {
+    FlowKey k;
+    k.a.addr[0] = 10, k.a.addr[3] = static_cast<std::uint8_t>(n);
+    k.b.addr[0] = 10, k.b.addr[3] = 1;
+    k.a.port = static_cast<std::uint16_t>(40000 + n / 256);
+    k.b.port = 1688;
+    return k;
+}
+
+// Hashes with few home slots: every third flow its own, the others homed at slot 5 or at the last slot
+// of any table (whose runs wrap to the start), and pairs of flows sharing one hash.
+std::uint64_t colliding_hash(std::uint64_t n) {
+    switch (n % 3) {
+        case 0:
+            return n * 0x9E3779B97F4A7C15ull;
+        case 1:
+            return (n / 2) << 40 | 5;
+        default:
+            return (n / 2) << 40 | 0xFFFFFFFFull;
+    }
+}
+
 TEST(ClosedFlows, KeepsTheMostRecentCapacityFlowsLikeAMapAndAQueue) {
     for (std::size_t capacity : {1u, 2u, 3u, 7u, 16u, 100u}) {
         ClosedFlows flows(capacity);
-        std::map<std::uint64_t, FileTime> model;
+        std::map<std::uint64_t, FileTime> model;  // by flow number
         std::deque<std::uint64_t> order;
         std::mt19937_64 rng(capacity);
-        // Few distinct hashes, most with the same low bits: collisions, refreshes and evictions all happen.
-        auto pick = [&] {
-            const std::uint64_t n = rng() % (capacity * 3 + 2);
-            return n % 3 == 0 ? n + 2 : (n << 32) | 5;  // "| 5": one home slot for two thirds of them
-        };
+        const std::uint64_t distinct = capacity * 3 + 2;
         for (int step = 0; step < 20000; ++step) {
-            const std::uint64_t h = pick();
+            const std::uint64_t n = rng() % distinct;
             if (rng() % 2) {
                 const FileTime t{static_cast<std::uint64_t>(step)};
-                if (!model.count(h)) {
-                    order.push_back(h);
+                if (!model.count(n)) {
+                    order.push_back(n);
                     if (order.size() > capacity) {
                         model.erase(order.front());
                         order.pop_front();
                     }
                 }
-                model[h] = t;
-                flows.remember(h, t);
+                model[n] = t;
+                flows.remember(flow(n), colliding_hash(n), t);
             }
-            const std::uint64_t q = pick();
-            const auto got = flows.find(q);
+            const std::uint64_t q = rng() % distinct;
+            const auto got = flows.find(flow(q), colliding_hash(q));
             const auto want = model.find(q);
             ASSERT_EQ(got.has_value(), want != model.end()) << "capacity " << capacity << " step " << step;
             if (got) {
@@ -46,24 +66,33 @@ TEST(ClosedFlows, KeepsTheMostRecentCapacityFlowsLikeAMapAndAQueue) {
             }
             ASSERT_EQ(flows.size(), model.size());
         }
-        // Every kept flow is found, every forgotten one is not.
-        for (std::uint64_t n = 0; n < capacity * 3 + 2; ++n)
-            for (std::uint64_t h : {n + 2, (n << 32) | 5})
-                EXPECT_EQ(flows.find(h).has_value(), model.count(h) == 1) << h;
+        for (std::uint64_t n = 0; n < distinct; ++n)
+            EXPECT_EQ(flows.find(flow(n), colliding_hash(n)).has_value(), model.count(n) == 1) << n;
+        EXPECT_LE(flows.slots(), std::bit_ceil(capacity * 2));
         flows.clear();
         EXPECT_EQ(flows.size(), 0u);
-        EXPECT_FALSE(flows.find(order.back()));
+        EXPECT_FALSE(flows.find(flow(order.back()), colliding_hash(order.back())));
     }
 }
 
-// 0 marks an empty slot, so a hash of 0 is kept as 1: the two are the same flow to the table.
-TEST(ClosedFlows, HashZeroIsKeptAsOne) {
+// Two flows with one hash are two flows: closing one says nothing of the other.
+TEST(ClosedFlows, FlowsSharingAHashAreKeptApart) {
     ClosedFlows flows(4);
-    EXPECT_FALSE(flows.find(0));
-    flows.remember(0, FileTime{42});
-    ASSERT_TRUE(flows.find(0));
-    EXPECT_EQ(flows.find(0)->ticks, 42u);
-    EXPECT_TRUE(flows.find(1));
+    flows.remember(flow(1), 77, FileTime{10});
+    EXPECT_TRUE(flows.find(flow(1), 77));
+    EXPECT_FALSE(flows.find(flow(2), 77));
+    flows.remember(flow(2), 77, FileTime{20});
+    EXPECT_EQ(flows.find(flow(1), 77)->ticks, 10u);
+    EXPECT_EQ(flows.find(flow(2), 77)->ticks, 20u);
+}
+
+// The table grows with what it holds, not with the capacity it was given.
+TEST(ClosedFlows, MemoryFollowsWhatIsHeld) {
+    ClosedFlows flows(10'000'000);
+    EXPECT_EQ(flows.slots(), 0u);
+    for (std::uint64_t n = 0; n < 100; ++n) flows.remember(flow(n), n * 0x9E3779B97F4A7C15ull, FileTime{n});
+    EXPECT_EQ(flows.size(), 100u);
+    EXPECT_LE(flows.slots(), 256u);
 }
 
 }  // namespace

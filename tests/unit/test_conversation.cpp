@@ -189,6 +189,7 @@ TEST(Conversation, TakingEventsIntoAReusedVectorGivesEachEventOnce) {
     ASSERT_EQ(taken.size(), all.size());
     const auto a = exchanges(all), b = exchanges(taken);
     ASSERT_EQ(b.size(), 2u);
+    ASSERT_EQ(a.size(), b.size());
     for (std::size_t i = 0; i < a.size(); ++i) {
         EXPECT_EQ(b[i].request->x, a[i].request->x);
         EXPECT_EQ(b[i].response->hash, a[i].response->hash);
