@@ -6,12 +6,9 @@
 namespace kmscope::capture {
 
 ByteView InputWindow::take(std::size_t n) {
-    n = std::min(n, kMaxTake);
-    if (end_ - pos_ < n) fill(n);
-    n = std::min(n, end_ - pos_);
-    const ByteView out(buf_.get() + pos_, n);
-    pos_ += n;
-    taken_ += n;
+    const ByteView out = peek(n);
+    pos_ += out.size();
+    taken_ += out.size();
     return out;
 }
 

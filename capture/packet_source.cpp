@@ -354,7 +354,7 @@ bool PacketSource::input_failed() {
     if (!in_) return false;  // live: libpcap reports its own errors
     const auto& f = in_->input->failure();
     if (!f) return false;
-    const std::string name = path_ == "-" ? std::string("<stdin>") : path_;
+    const std::string name = display_name();
     const std::string after = ", after packet " + std::to_string(packets_) + ")";
     if (in_->input->gzip())
         error_ = name + ": at byte " + std::to_string(f->file_offset) + " of the compressed file (uncompressed byte " +
@@ -388,7 +388,7 @@ void PacketSource::deliver(int link, FileTime t, ByteView packet,
 }
 
 bool PacketSource::read_pcapng(const std::function<void(const TcpSegment&)>& on_segment) {
-    const std::string name = path_ == "-" ? std::string("<stdin>") : path_;
+    const std::string name = display_name();
     PcapngReader::Packet pkt;
     for (;;) {
         const auto status = in_->pcapng->next(pkt);
@@ -402,11 +402,7 @@ bool PacketSource::read_pcapng(const std::function<void(const TcpSegment&)>& on_
         if (!supported_link_type(pkt.link_type)) {
             // Another interface may carry what can be read; a file with none is refused, as a pcap is.
             if (!in_->pcapng->any_interface(supported_link_type)) {
-                const char* lname = pcap_datalink_val_to_name(pkt.link_type);
-                error_ = name + ": at byte " + std::to_string(in_->pcapng->error_offset()) +
-                         ": unsupported link type " + std::to_string(pkt.link_type) +
-                         (lname ? std::string(" (") + lname + ")" : std::string());
-                return false;
+                return refuse_link_type(pkt.link_type, in_->pcapng->error_offset());
             }
             ++packets_;
             ++skipped_;
@@ -416,16 +412,22 @@ bool PacketSource::read_pcapng(const std::function<void(const TcpSegment&)>& on_
     }
 }
 
+std::string PacketSource::display_name() const {
+    return path_ == "-" ? std::string("<stdin>") : path_;
+}
+
+bool PacketSource::refuse_link_type(int link, std::uint64_t at) {
+    const char* lname = pcap_datalink_val_to_name(link);
+    error_ = display_name() + ": at byte " + std::to_string(at) + ": unsupported link type " + std::to_string(link) +
+             (lname ? std::string(" (") + lname + ")" : std::string());
+    return false;
+}
+
 bool PacketSource::read_pcap(const std::function<void(const TcpSegment&)>& on_segment) {
-    const std::string name = path_ == "-" ? std::string("<stdin>") : path_;
+    const std::string name = display_name();
     PcapReader& reader = *in_->pcap;
     const int link = reader.link_type();
-    if (!supported_link_type(link)) {
-        const char* lname = pcap_datalink_val_to_name(link);
-        error_ = name + ": at byte " + std::to_string(offset()) + ": unsupported link type " + std::to_string(link) +
-                 (lname ? std::string(" (") + lname + ")" : std::string());
-        return false;
-    }
+    if (!supported_link_type(link)) return refuse_link_type(link, offset());
     PcapReader::Packet pkt;
     for (;;) {
         if (stop_ && stop_->load(std::memory_order_relaxed)) return true;
@@ -444,13 +446,8 @@ bool PacketSource::for_each_segment(const std::function<void(const TcpSegment&)>
     if (in_ && in_->pcapng) return read_pcapng(on_segment);
     if (in_ && in_->pcap) return read_pcap(on_segment);
     const int link = pcap_datalink(pcap_);
-    const std::string name = path_ == "-" ? std::string("<stdin>") : path_;
-    if (!supported_link_type(link)) {
-        const char* lname = pcap_datalink_val_to_name(link);
-        error_ = name + ": at byte " + std::to_string(offset()) + ": unsupported link type " + std::to_string(link) +
-                 (lname ? std::string(" (") + lname + ")" : std::string());
-        return false;
-    }
+    const std::string name = display_name();
+    if (!supported_link_type(link)) return refuse_link_type(link, offset());
     pcap_pkthdr* hdr = nullptr;
     const u_char* data = nullptr;
     for (;;) {

@@ -145,6 +145,8 @@ private:
     void deliver(int link_type, FileTime time, ByteView packet,
                  const std::function<void(const TcpSegment&)>& on_segment);
     bool input_failed();
+    std::string display_name() const;                   // the path, or "<stdin>" for "-"
+    bool refuse_link_type(int link, std::uint64_t at);  // sets error_ ("unsupported link type"), false
     void wait_for_packets() const;  // live: until a packet may be there, a poll interval or a signal
     std::string where() const;
     std::unique_ptr<Input> in_;
