@@ -3,10 +3,10 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include <algorithm>
 #include <cassert>
 #include <cstring>
 
+#include "plain_text.hpp"
 #include "printer.hpp"
 #include "record_fields.hpp"
 
@@ -24,7 +24,7 @@ public:
     using Writer::Writer;
     bool Key(const char* name, rapidjson::SizeType size, bool = false) { return PlainString(name, size); }
     bool PlainString(const char* s, rapidjson::SizeType size) {
-        assert(std::all_of(s, s + size, [](char c) { return c >= 0x20 && c < 0x7F && c != '"' && c != '\\'; }));
+        assert(is_plain_text({s, size}));
         Prefix(rapidjson::kStringType);
         char* out = os_->Push(size + 2);
         out[0] = '"';

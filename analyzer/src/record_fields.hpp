@@ -13,6 +13,7 @@
 #include "kmscope/epid.hpp"
 #include "kmscope/products.hpp"
 #include "kmscope/status.hpp"
+#include "plain_text.hpp"
 #include "records.hpp"
 
 namespace kmscope::analyzer::fields {
@@ -25,6 +26,12 @@ void key(W& w, std::string_view k) {
 // Text from a capture may be anything: invalid UTF-8 becomes U+FFFD so that every line is valid JSON.
 template <class W>
 void text(W& w, std::string_view s) {
+    if constexpr (requires { w.PlainString(s.data(), 0u); }) {
+        if (is_plain_text(s)) {
+            w.PlainString(s.data(), static_cast<unsigned>(s.size()));
+            return;
+        }
+    }
     if (is_valid_utf8(s)) {
         w.String(s.data(), static_cast<unsigned>(s.size()));
     } else {

@@ -11,17 +11,6 @@ std::string ParseError::to_string() const {
     return field + " at offset " + std::to_string(offset) + ": " + message;
 }
 
-std::uint16_t load_u16le(const std::uint8_t* p) {
-    return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
-}
-std::uint32_t load_u32le(const std::uint8_t* p) {
-    return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
-           (static_cast<std::uint32_t>(p[2]) << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
-}
-std::uint64_t load_u64le(const std::uint8_t* p) {
-    return static_cast<std::uint64_t>(load_u32le(p)) | (static_cast<std::uint64_t>(load_u32le(p + 4)) << 32);
-}
-
 // ---- Guid -------------------------------------------------------------------------------------
 
 namespace {
@@ -174,43 +163,6 @@ bool Reader::fail_need(std::size_t n, std::string_view field) {
     return false;
 }
 
-std::uint8_t Reader::u8(std::string_view field) {
-    if (!need(1, field)) return 0;
-    return data_[pos_++];
-}
-std::uint16_t Reader::u16le(std::string_view field) {
-    if (!need(2, field)) return 0;
-    auto v = load_u16le(data_.data() + pos_);
-    pos_ += 2;
-    return v;
-}
-std::uint32_t Reader::u32le(std::string_view field) {
-    if (!need(4, field)) return 0;
-    auto v = load_u32le(data_.data() + pos_);
-    pos_ += 4;
-    return v;
-}
-std::uint64_t Reader::u64le(std::string_view field) {
-    if (!need(8, field)) return 0;
-    auto v = load_u64le(data_.data() + pos_);
-    pos_ += 8;
-    return v;
-}
-Guid Reader::guid(std::string_view field) {
-    if (!need(16, field)) return Guid{};
-    auto g = Guid::from_wire(data_.subspan(pos_, 16));
-    pos_ += 16;
-    return g;
-}
-ByteView Reader::bytes(std::size_t n, std::string_view field) {
-    if (!need(n, field)) return {};
-    auto v = data_.subspan(pos_, n);
-    pos_ += n;
-    return v;
-}
-void Reader::skip(std::size_t n, std::string_view field) {
-    if (need(n, field)) pos_ += n;
-}
 void Reader::fail(std::string_view field, std::string message) {
     if (!error_) error_ = ParseError{std::string(field), offset(), std::move(message)};
 }

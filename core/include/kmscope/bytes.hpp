@@ -98,6 +98,7 @@ public:
     /// Reads `data`; `base_offset` is added to positions in diagnostics (absolute offsets).
     explicit Reader(ByteView data, std::size_t base_offset = 0) : data_(data), base_(base_offset) {}
 
+    // The field readers run for every field of every PDU: they are defined below, inline.
     /// Reads one byte (0 after a failure).
     std::uint8_t u8(std::string_view field);
     /// Reads a little-endian u16 (0 after a failure).
@@ -142,6 +143,57 @@ private:
     std::optional<ParseError> error_;
 };
 
+/// Little-endian loads from raw memory (caller guarantees the length).
+inline std::uint16_t load_u16le(const std::uint8_t* p) {
+    return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
+}
+inline std::uint32_t load_u32le(const std::uint8_t* p) {
+    return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
+           (static_cast<std::uint32_t>(p[2]) << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
+}
+inline std::uint64_t load_u64le(const std::uint8_t* p) {
+    return static_cast<std::uint64_t>(load_u32le(p)) | (static_cast<std::uint64_t>(load_u32le(p + 4)) << 32);
+}
+
+inline std::uint8_t Reader::u8(std::string_view field) {
+    if (!need(1, field)) return 0;
+    return data_[pos_++];
+}
+inline std::uint16_t Reader::u16le(std::string_view field) {
+    if (!need(2, field)) return 0;
+    const auto v = load_u16le(data_.data() + pos_);
+    pos_ += 2;
+    return v;
+}
+inline std::uint32_t Reader::u32le(std::string_view field) {
+    if (!need(4, field)) return 0;
+    const auto v = load_u32le(data_.data() + pos_);
+    pos_ += 4;
+    return v;
+}
+inline std::uint64_t Reader::u64le(std::string_view field) {
+    if (!need(8, field)) return 0;
+    const auto v = load_u64le(data_.data() + pos_);
+    pos_ += 8;
+    return v;
+}
+inline Guid Reader::guid(std::string_view field) {
+    Guid g;
+    if (!need(16, field)) return g;
+    for (std::size_t i = 0; i < 16; ++i) g.wire[i] = data_[pos_ + i];
+    pos_ += 16;
+    return g;
+}
+inline ByteView Reader::bytes(std::size_t n, std::string_view field) {
+    if (!need(n, field)) return {};
+    const auto v = data_.subspan(pos_, n);
+    pos_ += n;
+    return v;
+}
+inline void Reader::skip(std::size_t n, std::string_view field) {
+    if (need(n, field)) pos_ += n;
+}
+
 /// Appends little-endian values to a byte vector.
 class Writer {
 public:
@@ -175,11 +227,6 @@ public:
 private:
     Bytes out_;
 };
-
-/// Little-endian loads from raw memory (caller guarantees the length).
-std::uint16_t load_u16le(const std::uint8_t* p);
-std::uint32_t load_u32le(const std::uint8_t* p);
-std::uint64_t load_u64le(const std::uint8_t* p);
 
 /// Decodes UTF-16LE to UTF-8; stops at the first NUL code unit when `stop_at_nul`; invalid
 /// surrogates become U+FFFD; a trailing odd byte is ignored.
