@@ -11,7 +11,9 @@ The server runs `serve --count-policy genuine --db DIR/cmids.db --quiet` on 127.
 `cmids.db-wal` every 0.1 s. Then the same load for 10 s against `--count-policy fixed` with the same
 database flags, and without a database. Every run writes an --ack-file (the genuine run needs it to show
 that every acknowledged CMID was stored; the load generator pays one write per answer for it, so the
-fixed runs write one too: the same load). Prints one JSON object (and a table on stderr)."""
+fixed runs write one too: the same load). The server's resident memory is read after every window, so a
+long run is also a soak: throughput and memory per window over a table that keeps growing. Prints one
+JSON object (and a table on stderr)."""
 import argparse
 import json
 import os
@@ -53,6 +55,15 @@ def stop(p):
         p.wait()
 
 
+def rss_mib(pid, field="VmRSS"):
+    """The process's resident memory (VmRSS) or its peak (VmHWM), in MiB, from /proc."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def window(kms, addr, seconds, concurrency, acks=None):
     cmd = [kms, "send", CAP, "--to", addr, "--vary-cmid", "--concurrency", str(concurrency), "--duration",
            str(seconds), "--timeout", "5", "--json", "--quiet"]
@@ -91,14 +102,16 @@ def main():
     sampler = threading.Thread(target=sample)
     sampler.start()
     p, addr = start(a.kms_replay, work, "--count-policy", "genuine", "--db", db, "--db-sync", a.db_sync)
-    windows, total, t0 = [], 0, time.time()
+    windows, rss, total, t0 = [], [], 0, time.time()
     try:
         while total < a.cmids and time.time() - t0 < a.max_seconds:
             js = window(a.kms_replay, addr, 10, a.concurrency, acks)
             total += js["answered"]
             windows.append(js["answered"] / js["seconds"])
+            rss.append(rss_mib(p.pid))
             print(f"window {len(windows)}: {windows[-1]:.0f} answered/s, {total} CMIDs, WAL peak "
-                  f"{peak['wal'] / 2**20:.1f} MiB", file=sys.stderr)
+                  f"{peak['wal'] / 2**20:.1f} MiB, server RSS {rss[-1]:.1f} MiB", file=sys.stderr)
+        rss_peak = rss_mib(p.pid, "VmHWM")
         t = time.time()
         st = subprocess.run([a.kms_replay, "status", "--db", db, "--json"], capture_output=True, text=True,
                             timeout=120)
@@ -121,7 +134,8 @@ def main():
         "distinct_cmids": total, "acknowledged": acked, "stored": stored, "windows_per_s": [round(w) for w in windows],
         "first_10s": round(windows[0]), "last_10s": round(windows[-1]),
         "last_over_first": round(windows[-1] / windows[0], 3), "wal_peak_mib": round(peak["wal"] / 2**20, 2),
-        "status_seconds": round(status_s, 3), "genuine_first_10s": round(genuine_rate),
+        "status_seconds": round(status_s, 3), "server_rss_mib_per_window": [round(r, 1) for r in rss],
+        "server_rss_peak_mib": round(rss_peak, 1), "genuine_first_10s": round(genuine_rate),
         "fixed_with_db": round(fixed_db), "fixed_no_db": round(fixed),
         "genuine_over_fixed_with_db": round(genuine_rate / fixed_db, 3),
         "genuine_over_fixed_no_db": round(genuine_rate / fixed, 3), "concurrency": a.concurrency, "db_sync": a.db_sync,
