@@ -80,7 +80,7 @@ struct Analyzer::ConnState {
 struct Analyzer::FileRun {
     explicit FileRun(const std::string& name) : file(name) {}
     const std::string& file;                             // names it in records, and outlives them
-    std::unique_ptr<RecordLane<Record>> lane;            // none: records go straight to the output thread (live)
+    std::unique_ptr<RecordLane<Record>> lane;            // none: records go to pipe_ (live) or are printed at once
     bool progress = false;                               // this file's own progress line
     std::unordered_map<std::uint64_t, ConnState> conns;  // open KMS connections, by index
     std::unordered_map<std::string, ServerFingerprint> fingerprints;  // by server "ip:port", this file's
@@ -95,10 +95,14 @@ struct Analyzer::FileRun {
 template <class R>
 void Analyzer::emit(FileRun& run, R&& record) {
     using T = std::decay_t<R>;
-    if (run.lane)
+    if (run.lane) {
         run.lane->emplace(std::in_place_type<T>, std::forward<R>(record));
-    else
-        pipe_.emplace(std::in_place_type<T>, std::forward<R>(record));
+    } else if (pipe_) {
+        pipe_->emplace(std::in_place_type<T>, std::forward<R>(record));
+    } else {
+        Record r(std::in_place_type<T>, std::forward<R>(record));
+        output(r);
+    }
 }
 
 Analyzer::Analyzer(Options options, const ProductTable& products, std::FILE* out)
@@ -108,8 +112,7 @@ Analyzer::Analyzer(Options options, const ProductTable& products, std::FILE* out
       printer_(make_printer(opt_.format, products, out)),
       summary_(opt_.summary ? std::make_unique<Summary>(products) : nullptr),
       report_(opt_.html ? std::make_unique<HtmlReport>(products) : nullptr),
-      alert_rules_(opt_.expect_servers),
-      pipe_([this](Record& r) { output(r); }, opt_.live ? 1 : 256) {}
+      alert_rules_(opt_.expect_servers) {}
 
 Analyzer::~Analyzer() = default;
 
@@ -241,8 +244,30 @@ void Analyzer::on_udp(FileRun& run, const capture::UdpDatagram& d) {
     emit(run, std::move(r));
 }
 
+void Analyzer::close_file(FileRun& run) {
+    std::fflush(out_);
+    std::fputs(run.errors.c_str(), stderr);
+    ++totals_.files;
+    if (!run.ok) ++totals_.bad_files;
+    for (auto& [server, fp] : run.fingerprints) fingerprints_[server].absorb(fp);
+    run.fingerprints.clear();
+}
+
 bool Analyzer::run(const std::vector<std::string>& files, unsigned jobs) {
     const std::size_t n_workers = std::clamp<std::size_t>(jobs, 1, std::max<std::size_t>(files.size(), 1));
+    if (n_workers == 1 && !opt_.pipeline) {
+        // One file at a time on this thread: reading, reassembly and printing with no hand-over between
+        // threads, which costs about a third more CPU than the work itself (bench/analyzer/README.md).
+        bool ok = true;
+        for (const auto& f : files) {
+            FileRun run(f);
+            run.progress = opt_.progress;
+            analyse_file(run);
+            close_file(run);
+            ok = ok && run.ok;
+        }
+        return ok;
+    }
     std::vector<std::unique_ptr<FileRun>> runs;
     for (const auto& f : files) {
         runs.push_back(std::make_unique<FileRun>(f));
@@ -297,17 +322,15 @@ bool Analyzer::run(const std::vector<std::string>& files, unsigned jobs) {
     ProgressLine progress(std::to_string(runs.size()) + " files");
     std::uint64_t bytes = 0, packets = 0;
     for (auto& run : runs) {
+        // This thread prints: this file's records, then its errors, then the next file's records.
         std::vector<Record> batch;
-        while (run->lane->pop(batch)) pipe_.push_batch(std::move(batch));
-        pipe_.drain();  // this file's records are out before its errors and the next file's records
-        std::fflush(out_);
+        while (run->lane->pop(batch)) {
+            for (Record& r : batch) output(r);
+            batch.clear();
+        }
         if (show) progress.clear();
-        std::fputs(run->errors.c_str(), stderr);
-        ++totals_.files;
-        if (!run->ok) ++totals_.bad_files;
+        close_file(*run);
         ok = ok && run->ok;
-        for (auto& [server, fp] : run->fingerprints) fingerprints_[server].absorb(fp);
-        run->fingerprints.clear();
         bytes += run->bytes;
         packets += run->packets;
         {
@@ -329,13 +352,16 @@ void Analyzer::analyse_file(FileRun& run) {
         run.errors += std::string("kms-analyze: ") + e.what() + "\n";
         run.ok = false;
     }
-    run.lane->close();  // the last touch: the output may now take the run's results
+    if (run.lane) run.lane->close();  // the last touch: the output may now take the run's results
 }
 
 bool Analyzer::run_live(const capture::LiveOptions& live, const std::atomic<bool>& stop,
                         const std::function<void(const capture::PacketSource&)>& tick) {
     const std::string name = "live:" + live.interface;  // records point at it until the pipe is drained
     FileRun run(name);
+    // The reading thread only reads, so that a burst of KMS is not a burst of kernel drops; records leave
+    // one by one, as they complete.
+    pipe_ = std::make_unique<BatchPipe<Record>>([this](Record& r) { output(r); }, 1);
     try {
         capture::PacketSource source(live);
         if (on_open_) on_open_();
@@ -345,7 +371,7 @@ bool Analyzer::run_live(const capture::LiveOptions& live, const std::atomic<bool
         run.errors += std::string("kms-analyze: ") + e.what() + "\n";
         run.ok = false;
     }
-    pipe_.drain();
+    pipe_->drain();
     std::fflush(out_);
     std::fputs(run.errors.c_str(), stderr);
     for (auto& [server, fp] : run.fingerprints) fingerprints_[server].absorb(fp);
@@ -359,66 +385,9 @@ bool Analyzer::read(capture::PacketSource& source, FileRun& run, const std::func
             [&](const capture::TcpConnection& c, std::vector<Event>&& events) { on_events(run, c, std::move(events)); },
             opt_.limits);
         split.on_end([&](const capture::TcpConnection& c) { on_end(run, c); });
-        IgnoredFlows ignored;
-        split.on_ignore([&](const capture::TcpConnection& c) { ignored.report(c.client, c.server); });
-        // This thread reads and decodes packets; the reassembly thread below does TCP and everything
-        // above it, and hands records to the output thread.
-        std::string reassembly_error;
-        SparePackets spares;
-        {
-            BatchPipe<PacketBatch> reassembly(
-                [&](PacketBatch& batch) {
-                    if (reassembly_error.empty()) {
-                        try {
-                            batch.replay([&](const capture::TcpSegment& s) { split.add(s); },
-                                         [&](const capture::UdpDatagram& d) { on_udp(run, d); });
-                            live_.open_connections.store(split.open_connections(), std::memory_order_relaxed);
-                            live_.evicted_connections.store(split.evicted(), std::memory_order_relaxed);
-                        } catch (const std::exception& e) {
-                            reassembly_error = e.what();
-                        }
-                    }
-                    spares.put(std::move(batch));
-                },
-                1, kBatchesInFlight);
-            PacketBatch batch = spares.take();
-            auto pass_on = [&] {
-                reassembly.push(std::move(batch));
-                batch = spares.take();
-            };
-            auto flush_if_full = [&] {
-                if (batch.full()) pass_on();
-            };
-            source.set_udp_handler([&](const capture::UdpDatagram& d) {
-                if (!is_dns(d)) return;
-                batch.add(d);
-                flush_if_full();
-            });
-            std::uint64_t n = 0;
-            const bool show = run.progress && !source.live();
-            ProgressLine progress(run.file);
-            auto on_segment = [&](const capture::TcpSegment& s) {
-                // Every segment goes through skip_payload(): SYN, FIN and RST end what it knows.
-                if (ignored.skip_payload(s, opt_.limits.idle_ticks) && !s.payload.empty())
-                    batch.add_without_payload(s);
-                else
-                    batch.add(s);
-                flush_if_full();
-                if ((++n & 0xFFFF) == 0 && show) progress.show(source.progress(), source.offset(), n);
-            };
-            // Live: what the interface gave is passed on at every poll, not when a batch is full.
-            source.set_tick_handler([&] {
-                if (!batch.empty()) pass_on();
-                if (tick) tick();
-            });
-            ok = source.for_each_segment(on_segment);
-            if (!batch.empty()) reassembly.push(std::move(batch));
-            if (show && n >= 0x10000) progress.clear();
-            run.bytes = source.offset();
-            run.packets = n;
-        }  // the reassembly thread has seen every packet
+        const bool pipelined = opt_.pipeline || source.live();
+        ok = pipelined ? read_pipelined(source, run, split, tick) : read_here(source, run, split);
         if (!ok) run.errors += "kms-analyze: " + source.error() + "\n";
-        if (!reassembly_error.empty()) throw std::runtime_error(reassembly_error);
         split.finish();
         for (auto& [port, r] : run.candidates)
             if (run.seen_kms_ports.count(port)) emit(run, std::move(r));
@@ -431,8 +400,89 @@ bool Analyzer::read(capture::PacketSource& source, FileRun& run, const std::func
     return ok;
 }
 
+bool Analyzer::read_here(capture::PacketSource& source, FileRun& run, capture::TcpSplit& split) {
+    source.set_udp_handler([&](const capture::UdpDatagram& d) {
+        if (is_dns(d)) on_udp(run, d);
+    });
+    std::uint64_t n = 0;
+    const bool show = run.progress;
+    ProgressLine progress(run.file);
+    const bool ok = source.for_each_segment([&](const capture::TcpSegment& s) {
+        split.add(s);
+        if ((++n & 0xFFFF) == 0 && show) progress.show(source.progress(), source.offset(), n);
+    });
+    if (show && n >= 0x10000) progress.clear();
+    run.bytes = source.offset();
+    run.packets = n;
+    return ok;
+}
+
+bool Analyzer::read_pipelined(capture::PacketSource& source, FileRun& run, capture::TcpSplit& split,
+                              const std::function<void()>& tick) {
+    IgnoredFlows ignored;
+    split.on_ignore([&](const capture::TcpConnection& c) { ignored.report(c.client, c.server); });
+    // This thread reads and decodes packets; the reassembly thread below does TCP and everything above it.
+    std::string reassembly_error;
+    SparePackets spares;
+    bool ok = true;
+    {
+        BatchPipe<PacketBatch> reassembly(
+            [&](PacketBatch& batch) {
+                if (reassembly_error.empty()) {
+                    try {
+                        batch.replay([&](const capture::TcpSegment& s) { split.add(s); },
+                                     [&](const capture::UdpDatagram& d) { on_udp(run, d); });
+                        live_.open_connections.store(split.open_connections(), std::memory_order_relaxed);
+                        live_.evicted_connections.store(split.evicted(), std::memory_order_relaxed);
+                    } catch (const std::exception& e) {
+                        reassembly_error = e.what();
+                    }
+                }
+                spares.put(std::move(batch));
+            },
+            1, kBatchesInFlight);
+        PacketBatch batch = spares.take();
+        auto pass_on = [&] {
+            reassembly.push(std::move(batch));
+            batch = spares.take();
+        };
+        auto flush_if_full = [&] {
+            if (batch.full()) pass_on();
+        };
+        source.set_udp_handler([&](const capture::UdpDatagram& d) {
+            if (!is_dns(d)) return;
+            batch.add(d);
+            flush_if_full();
+        });
+        std::uint64_t n = 0;
+        const bool show = run.progress && !source.live();
+        ProgressLine progress(run.file);
+        auto on_segment = [&](const capture::TcpSegment& s) {
+            // Every segment goes through skip_payload(): SYN, FIN and RST end what it knows.
+            if (ignored.skip_payload(s, opt_.limits.idle_ticks) && !s.payload.empty())
+                batch.add_without_payload(s);
+            else
+                batch.add(s);
+            flush_if_full();
+            if ((++n & 0xFFFF) == 0 && show) progress.show(source.progress(), source.offset(), n);
+        };
+        // Live: what the interface gave is passed on at every poll, not when a batch is full.
+        source.set_tick_handler([&] {
+            if (!batch.empty()) pass_on();
+            if (tick) tick();
+        });
+        ok = source.for_each_segment(on_segment);
+        if (!batch.empty()) reassembly.push(std::move(batch));
+        if (show && n >= 0x10000) progress.clear();
+        run.bytes = source.offset();
+        run.packets = n;
+    }  // the reassembly thread has seen every packet
+    if (!reassembly_error.empty()) throw std::runtime_error(reassembly_error);
+    return ok;
+}
+
 void Analyzer::finish() {
-    pipe_.drain();
+    if (pipe_) pipe_->drain();
     printer_->finish();
     if (opt_.format == Format::Table)
         std::fprintf(out_, "%llu exchanges, %llu ok, %llu not ok\n", static_cast<unsigned long long>(totals_.exchanges),

@@ -1,7 +1,8 @@
 // kms-analyze's engine: capture files in, records out. Every TCP connection goes through the
 // reassembler into the core's Conversation; each exchange becomes a record, as do KMS connections that
-// were never answered and DNS SRV discovery messages. Records are filtered, printed and summarised on
-// an output thread, in the order they were found. Everything above TCP is the core's.
+// were never answered and DNS SRV discovery messages. Records are filtered, printed and summarised in the
+// order they were found, by the thread that calls run() (or, live, by an output thread). Everything above
+// TCP is the core's.
 #pragma once
 
 #include <atomic>
@@ -37,6 +38,9 @@ struct Options {
     bool alerts = false;                       // print alert events (alerts.hpp) after their records
     std::vector<AddressMatch> expect_servers;  // --expect-server: any other KMS server is rogue
     bool live = false;                         // records leave one by one, not in batches
+    // --pipeline: each file is read, reassembled and printed on three threads (less wall time on one big
+    // file, about a third more CPU); otherwise on one (with --jobs, printing stays on the calling thread).
+    bool pipeline = false;
 };
 
 /// Totals over everything analysed.
@@ -87,7 +91,14 @@ private:
     void analyse_file(FileRun& run);
     // Reads one source to its end (or its stop flag); false, with the reason in run.errors, on a read error.
     bool read(capture::PacketSource& source, FileRun& run, const std::function<void()>& tick = {});
-    // On the output thread.
+    // Reassembles on the reading thread.
+    bool read_here(capture::PacketSource& source, FileRun& run, capture::TcpSplit& split);
+    // Hands packets in batches to a reassembly thread (--pipeline, and live capture).
+    bool read_pipelined(capture::PacketSource& source, FileRun& run, capture::TcpSplit& split,
+                        const std::function<void()>& tick);
+    // Once a file's records are out: its errors on stderr, its count, and its servers' fingerprints.
+    void close_file(FileRun& run);
+    // On the thread that prints.
     void output(Record& record);
 
     Options opt_;
@@ -103,7 +114,9 @@ private:
     std::unordered_map<std::string, ServerFingerprint> fingerprints_;
     AlertRules alert_rules_;
     std::function<void()> on_open_, before_output_;
-    BatchPipe<Record> pipe_;  // last: its thread stops before the rest is destroyed
+    // Live capture's output thread; files are printed by the thread that calls run(). Last: its thread
+    // stops before the rest is destroyed.
+    std::unique_ptr<BatchPipe<Record>> pipe_;
 };
 
 }  // namespace kmscope::analyzer

@@ -83,8 +83,12 @@ int main(int argc, char** argv) {
     app.add_flag("--no-progress", no_progress, "never show the progress line on stderr");
     unsigned jobs = 1;
     app.add_option("--jobs,-j", jobs,
-                   "capture files analysed at once, each on two threads (0: one per CPU core); the output is the "
+                   "capture files analysed at once, each on one thread (0: one per CPU core); the output is the "
                    "same as one at a time, in the order the files are given")
+        ->excludes(live_opt);
+    app.add_flag("--pipeline", opt.pipeline,
+                 "read, reassemble and print each file on three threads: about 15 % less time on one large "
+                 "file, for about a third more CPU; the output is the same")
         ->excludes(live_opt);
     try {
         app.parse(argc, argv);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """kms-analyze --jobs (issue 13): several files analysed at once give exactly the output of one at a time
 (records by file, then in capture order; errors on stderr after their file's records; the same exit
-status and summary) in every format, and memory stays bounded when the output cannot keep up.
+status and summary) in every format, and memory stays bounded when the output cannot keep up. So does
+--pipeline (issue 10: reading, reassembly and printing on threads of their own), alone and with --jobs.
 
 usage: jobs.py KMS_ANALYZE CAPTURES_DIR"""
 import json
@@ -21,10 +22,11 @@ names = [e['file'] for e in json.load(open(os.path.join(captures, 'MANIFEST.json
 work = tempfile.mkdtemp(prefix='kms-jobs-')
 
 
-def run(args, jobs):
+def run(args, jobs, pipeline=False):
     """stdout and stderr of one run, in one stream (so their interleaving is compared too), and the exit
     status."""
-    p = subprocess.run([analyze, '--no-progress', '--jobs', str(jobs)] + args, cwd=work,
+    p = subprocess.run([analyze, '--no-progress', '--jobs', str(jobs)] + (['--pipeline'] if pipeline else []) + args,
+                       cwd=work,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
     return p.returncode, p.stdout.decode()
 
@@ -43,10 +45,11 @@ try:
                  ['--format', 'json', '--summary'], ['--format', 'table', '--summary', '--filter', 'verdict=fail']):
         rc1, out1 = run(args + files, 1)
         check(rc1 == 2, '%s: exit %d with a damaged and a missing file, want 2' % (args, rc1))
-        for jobs in (2, 4, 0):
-            rc, out = run(args + files, jobs)
-            check(rc == rc1, '%s --jobs %d: exit %d, one at a time %d' % (args, jobs, rc, rc1))
-            check(out == out1, '%s --jobs %d: output differs from --jobs 1' % (args, jobs))
+        for jobs, pipeline in ((2, False), (4, False), (0, False), (1, True), (3, True)):
+            rc, out = run(args + files, jobs, pipeline)
+            how = '--jobs %d%s' % (jobs, ' --pipeline' if pipeline else '')
+            check(rc == rc1, '%s %s: exit %d, one at a time %d' % (args, how, rc, rc1))
+            check(out == out1, '%s %s: output differs from --jobs 1' % (args, how))
 
     # Records come file by file in the order given, and a file's error follows its records.
     rc, out = run(['--format', 'json'] + files, 3)
