@@ -95,7 +95,9 @@ std::uint32_t digits_value(std::string_view s) {
 }
 
 bool all_digits(std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), is_digit);
+    bool all = !s.empty();
+    for (char c : s) all &= is_digit(c);  // no early exit: the parts are short, and nearly always digits
+    return all;
 }
 
 // The release date to assume for a host build: its own, else that of the newest known older build (a
@@ -130,32 +132,35 @@ Result<EpidParts> parse_epid(std::string_view text) {
     std::array<std::string_view, 8> parts;
     std::array<std::size_t, 8> starts{};
     std::size_t count = 0, begin = 0;
-    for (std::size_t i = 0; i <= text.size(); ++i) {
-        if (i == text.size() || text[i] == '-') {
-            if (count < parts.size()) {
-                parts[count] = text.substr(begin, i - begin);
-                starts[count] = begin;
-            }
-            ++count;
-            begin = i + 1;
+    for (;;) {
+        const std::size_t dash = std::min(text.find('-', begin), text.size());
+        if (count < parts.size()) {
+            parts[count] = text.substr(begin, dash - begin);
+            starts[count] = begin;
         }
+        ++count;
+        if (dash == text.size()) break;
+        begin = dash + 1;
     }
     if (count != parts.size())
         return ParseError{"epid", 0,
                           "expected 8 '-'-separated parts (PPPPP-GGGGG-KKK-KKKKKK-03-LCID-BUILD.0000-DDDYYYY), got " +
                               std::to_string(count) + " in " + show(text)};
 
+    // The checks are tested first and the error built only when one fails: this runs for every response.
     auto fixed = [&](std::size_t i, std::size_t width, const char* name) -> std::optional<ParseError> {
-        if (parts[i].size() == width && all_digits(parts[i])) return std::nullopt;
+        if (parts[i].size() == width && all_digits(parts[i])) [[likely]]
+            return std::nullopt;
         return ParseError{std::string("epid.") + name, starts[i],
                           "expected " + std::to_string(width) + " digits, got " + show(parts[i])};
     };
     // Unpadded decimal: 1-5 digits, no leading zero (except "0" itself), at most 65535.
     auto unpadded = [&](std::string_view s, std::size_t at, const char* name) -> std::optional<ParseError> {
-        if (!all_digits(s) || s.size() > 5 || (s.size() > 1 && s[0] == '0') || digits_value(s) > kMaxLcidOrBuild)
-            return ParseError{std::string("epid.") + name, at,
-                              "expected an unpadded decimal number up to 65535, got " + show(s)};
-        return std::nullopt;
+        if (all_digits(s) && s.size() <= 5 && (s.size() == 1 || s[0] != '0') && digits_value(s) <= kMaxLcidOrBuild)
+            [[likely]]
+            return std::nullopt;
+        return ParseError{std::string("epid.") + name, at,
+                          "expected an unpadded decimal number up to 65535, got " + show(s)};
     };
 
     if (auto e = fixed(0, 5, "platform")) return *e;

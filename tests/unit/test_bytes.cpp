@@ -99,6 +99,45 @@ TEST(FileTime, ConversionsAndIso) {
     EXPECT_EQ(FileTime::from_unix(-11644473599).ticks, 10000000u);
 }
 
+// The converter reads four ASCII units at a time: a NUL, or a unit that is not ASCII, at any place of
+// texts of any length must end that fast path where a unit-by-unit reading (below) would.
+std::string utf16_unit_by_unit(const Bytes& b, bool stop_at_nul) {
+    std::string out;
+    for (std::size_t i = 0; i + 1 < b.size(); i += 2) {
+        const unsigned u = b[i] | b[i + 1] << 8;
+        if (u == 0 && stop_at_nul) break;
+        if (u < 0x80)
+            out += static_cast<char>(u);
+        else if (u < 0x800)
+            out += {static_cast<char>(0xC0 | u >> 6), static_cast<char>(0x80 | (u & 0x3F))};
+        else if (u >= 0xD800 && u <= 0xDFFF)
+            out += "\xEF\xBF\xBD";  // lone surrogates only, in these texts
+        else
+            out += {static_cast<char>(0xE0 | u >> 12), static_cast<char>(0x80 | (u >> 6 & 0x3F)),
+                    static_cast<char>(0x80 | (u & 0x3F))};
+    }
+    return out;
+}
+
+TEST(Utf16, FastPathEndsWhereAUnitByUnitReadingWould) {
+    for (unsigned odd : {0x0u, 0x7Fu, 0x80u, 0xFFu, 0x100u, 0x4100u, 0x20ACu, 0xD83Du, 0xDE00u}) {
+        for (std::size_t len = 1; len <= 13; ++len) {
+            for (std::size_t at = 0; at < len; ++at) {
+                Bytes b;
+                for (std::size_t i = 0; i < len; ++i) {
+                    const unsigned u = i == at ? odd : 'a' + static_cast<unsigned>(i);
+                    b.push_back(static_cast<std::uint8_t>(u & 0xFF));
+                    b.push_back(static_cast<std::uint8_t>(u >> 8));
+                }
+                for (bool stop : {true, false}) {
+                    SCOPED_TRACE(to_hex(b) + (stop ? " stop at NUL" : " whole"));
+                    ASSERT_EQ(utf16le_to_utf8(b, stop), utf16_unit_by_unit(b, stop));
+                }
+            }
+        }
+    }
+}
+
 TEST(Utf16, RoundTripsAndRepairs) {
     EXPECT_EQ(utf16le_to_utf8(test::hex("5400450053005400")), "TEST");
     EXPECT_EQ(utf16le_to_utf8(test::hex("41000000420043")), "A");  // stops at the NUL
