@@ -208,21 +208,21 @@ void Conversation::on_pdu(Direction dir, FileTime t, const rpc::FrameView& frame
     diagnose(dir, t, offset, rpc::pdu_type_name(pdu->header.ptype) + " PDU sent in the wrong direction");
 }
 
-void Conversation::on_bind(FileTime t, const rpc::Pdu& pdu, bool alter) {
-    const auto& body = std::get<rpc::BindBody>(pdu.body);
+void Conversation::on_bind(FileTime t, rpc::Pdu& pdu, bool alter) {
+    auto& body = std::get<rpc::BindBody>(pdu.body);
     ContextNegotiation n;
     n.time = t;
     n.call_id = pdu.header.call_id;
     n.alter_context = alter;
     n.offer_flags = pdu.header.flags;
-    n.offered = body.contexts;
-    for (const auto& item : body.contexts)
+    n.offered = std::move(body.contexts);
+    for (const auto& item : n.offered)
         if (item.abstract.uuid == rpc::kms_interface().uuid) is_kms_ = true;
     if (pending_binds_.size() >= options_.max_pending_calls) pending_binds_.erase(pending_binds_.begin());
     pending_binds_[n.call_id] = std::move(n);
 }
 
-void Conversation::on_bind_answer(FileTime t, const rpc::Pdu& pdu) {
+void Conversation::on_bind_answer(FileTime t, rpc::Pdu& pdu) {
     auto it = pending_binds_.find(pdu.header.call_id);
     if (it == pending_binds_.end() && pending_binds_.size() == 1) it = pending_binds_.begin();
     ContextNegotiation n;
@@ -244,18 +244,18 @@ void Conversation::on_bind_answer(FileTime t, const rpc::Pdu& pdu) {
         n.nak = true;
         n.nak_reason = nak->reject_reason;
     } else {
-        const auto& ack = std::get<rpc::BindAckBody>(pdu.body);
-        n.results = ack.results;
+        auto& ack = std::get<rpc::BindAckBody>(pdu.body);
+        n.results = std::move(ack.results);
         n.assoc_group = ack.assoc_group;
-        n.secondary_address = ack.secondary_address;
+        n.secondary_address = std::move(ack.secondary_address);
         n.padding_nonzero = ack.padding_nonzero;
-        if (!n.offered.empty() && ack.results.size() != n.offered.size())
+        if (!n.offered.empty() && n.results.size() != n.offered.size())
             diagnose(Direction::ToClient, t, 0,
-                     std::to_string(ack.results.size()) + " context results for " + std::to_string(n.offered.size()) +
+                     std::to_string(n.results.size()) + " context results for " + std::to_string(n.offered.size()) +
                          " offered context items");
-        for (std::size_t i = 0; i < ack.results.size() && i < n.offered.size(); ++i) {
-            if (ack.results[i].result != static_cast<std::uint16_t>(rpc::ContextResultCode::Acceptance)) continue;
-            BoundContext c{n.offered[i].context_id, n.offered[i].abstract, ack.results[i].transfer};
+        for (std::size_t i = 0; i < n.results.size() && i < n.offered.size(); ++i) {
+            if (n.results[i].result != static_cast<std::uint16_t>(rpc::ContextResultCode::Acceptance)) continue;
+            BoundContext c{n.offered[i].context_id, n.offered[i].abstract, n.results[i].transfer};
             bound_[c.context_id] = c;
             n.accepted.push_back(c);
         }

@@ -1,5 +1,6 @@
 #include "kmscope/dcerpc.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace kmscope::rpc {
@@ -138,6 +139,7 @@ Result<BindBody> parse_bind_body(Reader& r, const Limits& limits) {
     if (r.ok() && n > limits.max_context_items)
         r.fail("n_context_elem",
                std::to_string(n) + " context items exceed the limit of " + std::to_string(limits.max_context_items));
+    if (r.ok()) b.contexts.reserve(n);  // within the limit: one allocation, not one per doubling
     for (std::uint8_t i = 0; i < n && r.ok(); ++i) {
         ContextItem item;
         item.context_id = r.u16le("p_cont_id");
@@ -148,6 +150,7 @@ Result<BindBody> parse_bind_body(Reader& r, const Limits& limits) {
         if (r.ok() && nt > limits.max_transfer_syntaxes)
             r.fail("n_transfer_syn", std::to_string(nt) + " transfer syntaxes exceed the limit of " +
                                          std::to_string(limits.max_transfer_syntaxes));
+        if (r.ok()) item.transfer.reserve(nt);
         for (std::uint8_t t = 0; t < nt && r.ok(); ++t)
             item.transfer.push_back(read_syntax(r, "transfer_syntax", "transfer_syntax_version"));
         b.contexts.push_back(std::move(item));
@@ -173,6 +176,8 @@ Result<BindAckBody> parse_bind_ack_body(Reader& r, std::size_t pdu_start) {
     for (auto c : r.bytes((4 - pos % 4) % 4, "sec_addr_padding")) b.padding_nonzero = b.padding_nonzero || c != 0;
     std::uint8_t n = r.u8("n_results");
     r.skip(3, "reserved");
+    constexpr std::size_t kResultSize = 24;                                    // result, reason, transfer syntax
+    b.results.reserve(std::min<std::size_t>(n, r.remaining() / kResultSize));  // no more than the PDU holds
     for (std::uint8_t i = 0; i < n && r.ok(); ++i) {
         ContextResult cr;
         cr.result = r.u16le("result");

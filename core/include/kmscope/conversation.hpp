@@ -191,8 +191,9 @@ private:
     };
     void drain(Direction dir, FileTime t);
     void on_pdu(Direction dir, FileTime t, const rpc::FrameView& frame);
-    void on_bind(FileTime t, const rpc::Pdu& pdu, bool alter);
-    void on_bind_answer(FileTime t, const rpc::Pdu& pdu);
+    // Both take the context lists out of `pdu` (moved into the negotiation event, not copied).
+    void on_bind(FileTime t, rpc::Pdu& pdu, bool alter);
+    void on_bind_answer(FileTime t, rpc::Pdu& pdu);
     void on_request(FileTime t, std::uint64_t offset, const rpc::Pdu& pdu);
     void on_response(FileTime t, std::uint64_t offset, const rpc::Pdu& pdu);
     void on_fault(FileTime t, const rpc::Pdu& pdu);
