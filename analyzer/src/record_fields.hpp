@@ -23,14 +23,27 @@ void key(W& w, std::string_view k) {
     w.Key(k.data(), static_cast<unsigned>(k.size()));
 }
 
+// A writer that can copy plain text (plain_text.hpp) without its escape scan (the JSON lines writer).
+template <class W>
+concept CopiesPlainText = requires(W& w) {
+    w.PlainString("", 0u);
+};
+
+// The tool's own text: printable ASCII without quote or backslash (GUIDs, times, HRESULTs, addresses,
+// names from the core's tables). A writer that can copy it without the escape scan does so.
+template <class W>
+void plain(W& w, std::string_view s) {
+    if constexpr (CopiesPlainText<W>)
+        w.PlainString(s.data(), static_cast<unsigned>(s.size()));
+    else
+        w.String(s.data(), static_cast<unsigned>(s.size()), true);
+}
+
 // Text from a capture may be anything: invalid UTF-8 becomes U+FFFD so that every line is valid JSON.
 template <class W>
 void text(W& w, std::string_view s) {
-    if constexpr (requires { w.PlainString(s.data(), 0u); }) {
-        if (is_plain_text(s)) {
-            w.PlainString(s.data(), static_cast<unsigned>(s.size()));
-            return;
-        }
+    if constexpr (CopiesPlainText<W>) {
+        if (is_plain_text(s)) return plain(w, s);
     }
     if (is_valid_utf8(s)) {
         w.String(s.data(), static_cast<unsigned>(s.size()));
@@ -38,16 +51,6 @@ void text(W& w, std::string_view s) {
         const std::string clean = sanitize_utf8(s);
         w.String(clean.data(), static_cast<unsigned>(clean.size()), true);
     }
-}
-
-// The tool's own text: printable ASCII without quote or backslash (GUIDs, times, HRESULTs, addresses,
-// names from the core's tables). A writer that can copy it without the escape scan does so.
-template <class W>
-void plain(W& w, std::string_view s) {
-    if constexpr (requires { w.PlainString(s.data(), 0u); })
-        w.PlainString(s.data(), static_cast<unsigned>(s.size()));
-    else
-        w.String(s.data(), static_cast<unsigned>(s.size()), true);
 }
 
 template <class W>
