@@ -311,7 +311,7 @@ std::optional<UdpDatagram> decode_udp_packet(int link_type, ByteView p) {
 }
 
 PacketSource::PacketSource(const std::string& path) : in_(std::make_unique<Input>()), path_(path) {
-    const std::string name = path == "-" ? std::string("<stdin>") : path;
+    const std::string name = display_name();
     int fd = path == "-" ? dup(STDIN_FILENO) : open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw std::runtime_error(name + ": " + std::strerror(errno));
     struct stat st {};
@@ -388,14 +388,13 @@ void PacketSource::deliver(int link, FileTime t, ByteView packet,
 }
 
 bool PacketSource::read_pcapng(const std::function<void(const TcpSegment&)>& on_segment) {
-    const std::string name = display_name();
     PcapngReader::Packet pkt;
     for (;;) {
         const auto status = in_->pcapng->next(pkt);
         if (status == PcapngReader::Status::End) return !input_failed();
         if (status == PcapngReader::Status::Error) {
             if (!input_failed())
-                error_ = name + ": at byte " + std::to_string(in_->pcapng->error_offset()) + where() +
+                error_ = display_name() + ": at byte " + std::to_string(in_->pcapng->error_offset()) + where() +
                          ": pcapng: " + in_->pcapng->error();
             return false;
         }
@@ -424,7 +423,6 @@ bool PacketSource::refuse_link_type(int link, std::uint64_t at) {
 }
 
 bool PacketSource::read_pcap(const std::function<void(const TcpSegment&)>& on_segment) {
-    const std::string name = display_name();
     PcapReader& reader = *in_->pcap;
     const int link = reader.link_type();
     if (!supported_link_type(link)) return refuse_link_type(link, offset());
@@ -435,7 +433,8 @@ bool PacketSource::read_pcap(const std::function<void(const TcpSegment&)>& on_se
         if (status == PcapReader::Status::End) return !input_failed();
         if (status == PcapReader::Status::Error) {
             if (!input_failed())
-                error_ = name + ": at byte " + std::to_string(reader.error_offset()) + where() + ": " + reader.error();
+                error_ = display_name() + ": at byte " + std::to_string(reader.error_offset()) + where() + ": " +
+                         reader.error();
             return false;
         }
         deliver(link, pkt.time, pkt.data, on_segment);
@@ -446,7 +445,6 @@ bool PacketSource::for_each_segment(const std::function<void(const TcpSegment&)>
     if (in_ && in_->pcapng) return read_pcapng(on_segment);
     if (in_ && in_->pcap) return read_pcap(on_segment);
     const int link = pcap_datalink(pcap_);
-    const std::string name = display_name();
     if (!supported_link_type(link)) return refuse_link_type(link, offset());
     pcap_pkthdr* hdr = nullptr;
     const u_char* data = nullptr;
@@ -461,7 +459,7 @@ bool PacketSource::for_each_segment(const std::function<void(const TcpSegment&)>
         }
         if (rc != 1) {
             if (!input_failed())
-                error_ = name + ": at byte " + std::to_string(offset()) + where() + ": " + pcap_geterr(pcap_);
+                error_ = display_name() + ": at byte " + std::to_string(offset()) + where() + ": " + pcap_geterr(pcap_);
             return false;
         }
         const auto frac = static_cast<std::uint64_t>(hdr->ts.tv_usec);  // nanoseconds when nanoseconds_

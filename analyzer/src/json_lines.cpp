@@ -43,7 +43,8 @@ namespace {
 // scan over them was a tenth of kms-analyze's time on a KMS-only capture; it stays for every value
 // that comes from a capture. Keys, plain strings and integers (73 per exchange) also reserve their
 // separator with their bytes, in one step, where Writer's Prefix() reserves it on its own; they are
-// inlined, so that a key's length is a constant and its copy a few moves.
+// inlined into their callers, so that where the length is a constant (a key written where it is named)
+// the copy is a few moves.
 class LineWriter : public rapidjson::Writer<rapidjson::StringBuffer> {
 public:
     using Writer::Writer;
