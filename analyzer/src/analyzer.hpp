@@ -37,7 +37,6 @@ struct Options {
     capture::TcpLimits limits;
     bool alerts = false;                       // print alert events (alerts.hpp) after their records
     std::vector<AddressMatch> expect_servers;  // --expect-server: any other KMS server is rogue
-    bool live = false;                         // records leave one by one, not in batches
     // --pipeline: each file is read, reassembled and printed on three threads (less wall time on one big
     // file, about a third more CPU); otherwise on one (with --jobs, printing stays on the calling thread).
     bool pipeline = false;

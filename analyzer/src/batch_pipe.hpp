@@ -43,11 +43,6 @@ public:
         batch_.emplace_back(std::forward<Args>(args)...);
         if (batch_.size() >= batch_size_) submit();
     }
-    /// Hands over a whole group of items at once, after those pushed before it.
-    void push_batch(std::vector<T>&& items) {
-        submit();
-        enqueue(std::move(items));
-    }
     /// Returns once every item pushed so far has been consumed.
     void drain() {
         submit();

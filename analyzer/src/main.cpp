@@ -122,8 +122,8 @@ int main(int argc, char** argv) {
         }
         opt.expect_servers.push_back(*m);
     }
-    opt.live = !live.capture.interface.empty();
-    opt.alerts = alerts || opt.live || opt.format == Format::Eve || !opt.expect_servers.empty();
+    const bool live_capture = !live.capture.interface.empty();
+    opt.alerts = alerts || live_capture || opt.format == Format::Eve || !opt.expect_servers.empty();
     opt.summary = summary;
     opt.progress = !no_progress && isatty(STDERR_FILENO);
     opt.limits.max_connections = max_conns;
@@ -158,12 +158,12 @@ int main(int argc, char** argv) {
         return 2;
     }
     static char out_buffer[1 << 20];
-    if (opt.live)
+    if (live_capture)
         std::setvbuf(out, nullptr, _IOLBF, 0);  // each record as it completes
     else
         std::setvbuf(out, out_buffer, _IOFBF, sizeof out_buffer);
     Analyzer analyzer(opt, products, out);
-    if (opt.live) return run_live(analyzer, live, out);
+    if (live_capture) return run_live(analyzer, live, out);
     if (jobs == 0) {  // the CPUs this process may run on (a container's or taskset's limit included)
         cpu_set_t cpus;
         jobs = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? static_cast<unsigned>(CPU_COUNT(&cpus))
