@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -434,15 +435,38 @@ std::array<std::uint8_t, 32> sha256(ByteView data) {
 }
 
 std::array<std::uint8_t, 32> hmac_sha256(ByteView key, ByteView data) {
+    // The context keeps the key it was last given. Setting a key hashes it into the inner and outer pads
+    // (two compressions and several allocations in OpenSSL 3), more than the message itself costs; v6 keys
+    // change only every four hours of client time, so the same key is reused, not set again.
+    struct LastKey {
+        bool set = false;
+        std::size_t size = 0;
+        std::array<std::uint8_t, 64> bytes{};
+        bool same(ByteView k) const { return set && size == k.size() && std::equal(k.begin(), k.end(), bytes.begin()); }
+    };
+    thread_local LastKey last;
     std::array<std::uint8_t, 32> out{};
     std::size_t len = 0;
     EVP_MAC_CTX* ctx = thread_hmac_ctx();
-    // A zero-length key still needs a non-null pointer, or EVP_MAC_init keeps the previous key.
-    static const std::uint8_t kEmpty = 0;
-    const std::uint8_t* k = key.empty() ? &kEmpty : key.data();
-    if (EVP_MAC_init(ctx, k, key.size(), nullptr) != 1 || EVP_MAC_update(ctx, nonnull_data(data), data.size()) != 1 ||
-        EVP_MAC_final(ctx, out.data(), &len, out.size()) != 1 || len != out.size())
+    bool keyed;
+    if (last.same(key)) {
+        keyed = EVP_MAC_init(ctx, nullptr, 0, nullptr) == 1;  // no key: start again with the one it has
+    } else {
+        // A zero-length key still needs a non-null pointer, or EVP_MAC_init keeps the previous key.
+        static const std::uint8_t kEmpty = 0;
+        last.set = false;
+        keyed = EVP_MAC_init(ctx, key.empty() ? &kEmpty : key.data(), key.size(), nullptr) == 1;
+        if (keyed && key.size() <= last.bytes.size()) {
+            std::copy(key.begin(), key.end(), last.bytes.begin());
+            last.size = key.size();
+            last.set = true;
+        }
+    }
+    if (!keyed || EVP_MAC_update(ctx, nonnull_data(data), data.size()) != 1 ||
+        EVP_MAC_final(ctx, out.data(), &len, out.size()) != 1 || len != out.size()) {
+        last.set = false;  // the context's state is unknown now
         throw std::runtime_error("crypto: OpenSSL HMAC-SHA256 failed");
+    }
     return out;
 }
 
@@ -455,11 +479,20 @@ std::uint64_t v6_hmac_seed(std::uint64_t client_time_filetime) {
 
 std::array<std::uint8_t, 16> v6_hmac_key(std::uint64_t client_time_filetime) {
     const std::uint64_t seed = v6_hmac_seed(client_time_filetime);
+    // The seed changes every 4.1 hours of client time, so nearly every call repeats the previous one.
+    struct LastKey {
+        bool set = false;
+        std::uint64_t seed = 0;
+        std::array<std::uint8_t, 16> key{};
+    };
+    thread_local LastKey last;
+    if (last.set && last.seed == seed) return last.key;
     std::array<std::uint8_t, 8> le{};
     for (std::size_t i = 0; i < le.size(); ++i) le[i] = static_cast<std::uint8_t>(seed >> (8 * i));
     const std::array<std::uint8_t, 32> digest = sha256(le);
     std::array<std::uint8_t, 16> key{};
     std::memcpy(key.data(), digest.data() + 16, 16);
+    last = {true, seed, key};
     return key;
 }
 

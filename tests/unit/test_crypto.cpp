@@ -585,10 +585,45 @@ TEST(CryptoHash, HmacSha256) {
               "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
 }
 
+// The context keeps its last key and skips setting it again: every call must still use exactly the key it is
+// given, whether that is the last one, another, one longer than a SHA-256 block (never kept) or empty.
+TEST(CryptoHash, HmacSha256KeyReuseNeverLeaksAKey) {
+    const auto text = [](std::string_view s) { return Bytes(s.begin(), s.end()); };
+    const Bytes k1(20, 0x0b), jefe = text("Jefe"), long_key(131, 0xaa);
+    const Bytes hi = text("Hi There"), want = text("what do ya want for nothing?");
+    struct Call {
+        const Bytes* key;
+        const Bytes* data;
+        const char* hex;
+    };
+    // RFC 4231 cases 1, 2 and 6, and the same keys with the other message (Python's hmac module).
+    const Bytes big = text("Test Using Larger Than Block-Size Key - Hash Key First");
+    const Call calls[] = {
+        {&k1, &hi, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+        {&k1, &hi, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+        {&k1, &want, "6a055afb1295ef9de35605919cbb8f86f51ee183901f001e6dc53ec3d2480ba9"},
+        {&jefe, &want, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+        {&jefe, &hi, "6bfb115ca30df3be0dfdffe79a51cbee88186db55acc287af148d7ff6220f92e"},
+        {&long_key, &big, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+        {&long_key, &hi, "59ba1905fc8de5590cdea645f741312c20dbe6eff55bc4c8e66aaa97d3cfe114"},
+        {&k1, &hi, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+    };
+    for (const Call& c : calls) EXPECT_EQ(to_hex(hmac_sha256(*c.key, *c.data)), c.hex);
+    EXPECT_EQ(to_hex(hmac_sha256(ByteView{}, ByteView{})),
+              "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+    EXPECT_EQ(to_hex(hmac_sha256(ByteView(jefe).first(0), ByteView{})),
+              "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+    EXPECT_EQ(to_hex(hmac_sha256(jefe, hi)), "6bfb115ca30df3be0dfdffe79a51cbee88186db55acc287af148d7ff6220f92e");
+}
+
 TEST(CryptoV6Key, Section12_4SeedsAndKeys) {
     EXPECT_EQ(v6_hmac_seed(0x01DD7A10FCC7C980ULL), 0x331937194f251ef1ULL);
     EXPECT_EQ(to_hex(v6_hmac_key(0x01DD7A10FCC7C980ULL)), "2ccea25979db8b01c60a078c79e76ca8");
     EXPECT_EQ(v6_hmac_seed(0x01D7657AB62CD55CULL), 0x33137acd18be9005ULL);
+    EXPECT_EQ(to_hex(v6_hmac_key(0x01D7657AB62CD55CULL)), "699238519ac59c996f93b997393a4a62");
+    // The last key is kept: the same time slot gives it again, another slot never does.
+    EXPECT_EQ(to_hex(v6_hmac_key(0x01D7657AB62CD55CULL + 1)), "699238519ac59c996f93b997393a4a62");
+    EXPECT_EQ(to_hex(v6_hmac_key(0x01DD7A10FCC7C980ULL)), "2ccea25979db8b01c60a078c79e76ca8");
     EXPECT_EQ(to_hex(v6_hmac_key(0x01D7657AB62CD55CULL)), "699238519ac59c996f93b997393a4a62");
 }
 
