@@ -7,46 +7,62 @@ namespace kmscope::capture {
 
 namespace {
 constexpr std::size_t kFirstSlots = 16;
+constexpr std::size_t kMostKept = std::size_t{1} << 30;  // slot indices and places fit 32 bits
 }  // namespace
 
-std::size_t ClosedFlows::slot_of(const FlowKey& key, std::uint64_t hash) const {
+ClosedFlows::ClosedFlows(std::size_t capacity) : capacity_(std::clamp<std::size_t>(capacity, 1, kMostKept)) {}
+
+std::size_t ClosedFlows::slot_of(const FlowKey& key, std::uint32_t tag) const {
     const std::size_t mask = slots_.size() - 1;
-    std::size_t i = static_cast<std::size_t>(hash) & mask;
+    std::size_t i = tag & mask;
     // Never full (at most half), so a free slot ends every probe.
-    while (slots_[i].used && !(slots_[i].hash == hash && slots_[i].key == key)) i = (i + 1) & mask;
+    for (; slots_[i].place != 0; i = (i + 1) & mask)
+        if (slots_[i].tag == tag && ring_[slots_[i].place - 1].key == key) break;
+    return i;
+}
+
+std::size_t ClosedFlows::slot_of_place(std::uint32_t tag, std::uint32_t place) const {
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t i = tag & mask;
+    while (slots_[i].place != place) i = (i + 1) & mask;  // it is there: the ring holds nothing else
     return i;
 }
 
 std::optional<FileTime> ClosedFlows::find(const FlowKey& key, std::uint64_t hash) const {
     if (slots_.empty()) return std::nullopt;
-    const Slot& s = slots_[slot_of(key, hash)];
-    if (!s.used) return std::nullopt;
-    return s.time;
+    const Slot& s = slots_[slot_of(key, static_cast<std::uint32_t>(hash))];
+    if (s.place == 0) return std::nullopt;
+    return ring_[s.place - 1].time;
 }
 
 void ClosedFlows::remember(const FlowKey& key, std::uint64_t hash, FileTime closed_at) {
+    const auto tag = static_cast<std::uint32_t>(hash);
     if (slots_.empty()) slots_.resize(std::min(kFirstSlots, std::bit_ceil(capacity_ * 2)));
-    if (Slot& s = slots_[slot_of(key, hash)]; s.used) {
-        s.time = closed_at;  // closed again: a fresh time, the same place in the order
+    if (const Slot& s = slots_[slot_of(key, tag)]; s.place != 0) {
+        ring_[s.place - 1].time = closed_at;  // closed again: a fresh time, the same place in the order
         return;
     }
-    if (order_.size() == capacity_) {
-        erase(order_.front().key, order_.front().hash);
-        order_.pop_front();
+    std::size_t at;
+    if (ring_.size() < capacity_) {
+        if ((ring_.size() + 1) * 2 > slots_.size()) grow();
+        at = ring_.size();
+        ring_.push_back({key, tag, closed_at});
+    } else {
+        at = oldest_;  // the oldest makes room
+        erase_slot(slot_of_place(ring_[at].tag, static_cast<std::uint32_t>(at + 1)));
+        ring_[at] = {key, tag, closed_at};
+        oldest_ = (oldest_ + 1) % capacity_;
     }
-    if ((order_.size() + 1) * 2 > slots_.size()) grow();
-    slots_[slot_of(key, hash)] = {true, hash, key, closed_at};  // looked up again: erase and grow move slots
-    order_.push_back({hash, key});
+    // Looked up again: erasing and growing move slots.
+    slots_[slot_of(key, tag)] = {tag, static_cast<std::uint32_t>(at + 1)};
 }
 
 // Linear probing's deletion by backward shift: later members of the probe run move into the hole unless
 // their home slot lies cyclically in (hole, j], so lookups need no tombstones.
-void ClosedFlows::erase(const FlowKey& key, std::uint64_t hash) {
+void ClosedFlows::erase_slot(std::size_t hole) {
     const std::size_t mask = slots_.size() - 1;
-    std::size_t hole = slot_of(key, hash);
-    if (!slots_[hole].used) return;
-    for (std::size_t j = (hole + 1) & mask; slots_[j].used; j = (j + 1) & mask) {
-        const std::size_t home = static_cast<std::size_t>(slots_[j].hash) & mask;
+    for (std::size_t j = (hole + 1) & mask; slots_[j].place != 0; j = (j + 1) & mask) {
+        const std::size_t home = slots_[j].tag & mask;
         const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
         if (!stays) {
             slots_[hole] = slots_[j];
@@ -59,15 +75,21 @@ void ClosedFlows::erase(const FlowKey& key, std::uint64_t hash) {
 void ClosedFlows::grow() {
     std::vector<Slot> old(slots_.size() * 2);
     old.swap(slots_);
-    for (const Slot& s : old)
-        if (s.used) slots_[slot_of(s.key, s.hash)] = s;
+    const std::size_t mask = slots_.size() - 1;
+    for (const Slot& s : old) {
+        if (s.place == 0) continue;
+        std::size_t i = s.tag & mask;
+        while (slots_[i].place != 0) i = (i + 1) & mask;
+        slots_[i] = s;
+    }
 }
 
 void ClosedFlows::clear() {
     slots_.clear();
     slots_.shrink_to_fit();
-    order_.clear();
-    order_.shrink_to_fit();
+    ring_.clear();
+    ring_.shrink_to_fit();
+    oldest_ = 0;
 }
 
 }  // namespace kmscope::capture
