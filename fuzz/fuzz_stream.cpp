@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "fuzz_check.hpp"
@@ -26,13 +27,18 @@ struct Framed {
     std::uint64_t fed = 0;
 };
 
-// `views`: through next_view() (zero copy; the header it parsed must be the PDU's own) instead of next().
-Framed frame_all(ByteView stream, const std::vector<std::size_t>& cuts, bool views = false) {
+enum class Through {
+    Copies,  // feed() and next()
+    Views,   // feed() and next_view(): zero copy out; the header it parsed must be the PDU's own
+    Lent,    // lend(), next_view() and keep(): zero copy in and out, each chunk gone after keep()
+};
+
+Framed frame_all(ByteView stream, const std::vector<std::size_t>& cuts, Through through = Through::Copies) {
     StreamFramer framer;
     Framed out;
     std::size_t pos = 0;
     auto drain = [&] {
-        if (!views) {
+        if (through == Through::Copies) {
             while (auto f = framer.next()) out.frames.push_back(std::move(*f));
             return;
         }
@@ -43,13 +49,24 @@ Framed frame_all(ByteView stream, const std::vector<std::size_t>& cuts, bool vie
             out.frames.push_back(Frame{Bytes(v->bytes.begin(), v->bytes.end()), v->stream_offset});
         }
     };
-    for (std::size_t cut : cuts) {
-        framer.feed(stream.subspan(pos, cut - pos));
-        pos = cut;
+    auto add = [&](ByteView chunk) {
+        if (through != Through::Lent) {
+            framer.feed(chunk);
+            drain();
+            return;
+        }
+        // A chunk of its own that dies after keep(): a view kept past it is a use after free under ASan.
+        const auto lent = std::make_unique<std::uint8_t[]>(chunk.size() + 1);
+        std::copy(chunk.begin(), chunk.end(), lent.get());
+        framer.lend(ByteView(lent.get(), chunk.size()));
         drain();
+        framer.keep();
+    };
+    for (std::size_t cut : cuts) {
+        add(stream.subspan(pos, cut - pos));
+        pos = cut;
     }
-    framer.feed(stream.subspan(pos));
-    drain();
+    add(stream.subspan(pos));
     FUZZ_CHECK(!framer.next());  // nothing more without new bytes
     out.error = framer.error();
     out.buffered = framer.buffered();
@@ -130,13 +147,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     const Framed chunked = frame_all(stream, cuts);
     const Framed whole = frame_all(stream, {});
-    // The zero-copy path cuts the same frames, chunk by chunk.
-    const Framed viewed = frame_all(stream, cuts, true);
-    FUZZ_CHECK(viewed.frames.size() == chunked.frames.size());
-    for (std::size_t i = 0; i < viewed.frames.size(); ++i)
-        FUZZ_CHECK(viewed.frames[i].bytes == chunked.frames[i].bytes &&
-                   viewed.frames[i].stream_offset == chunked.frames[i].stream_offset);
-    FUZZ_CHECK(viewed.error.has_value() == chunked.error.has_value() && viewed.buffered == chunked.buffered);
+    // The zero-copy paths cut the same frames, chunk by chunk.
+    for (Through through : {Through::Views, Through::Lent}) {
+        const Framed viewed = frame_all(stream, cuts, through);
+        FUZZ_CHECK(viewed.frames.size() == chunked.frames.size());
+        for (std::size_t i = 0; i < viewed.frames.size(); ++i)
+            FUZZ_CHECK(viewed.frames[i].bytes == chunked.frames[i].bytes &&
+                       viewed.frames[i].stream_offset == chunked.frames[i].stream_offset);
+        FUZZ_CHECK(viewed.error.has_value() == chunked.error.has_value() && viewed.buffered == chunked.buffered &&
+                   viewed.fed == chunked.fed);
+    }
     // Byte-at-a-time feeding is the extreme chunking; keep it to short streams to stay fast.
     if (stream.size() <= 512) {
         std::vector<std::size_t> every(stream.size());

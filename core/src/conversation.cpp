@@ -107,9 +107,10 @@ void Conversation::feed(Direction dir, FileTime t, ByteView bytes) {
         diagnose(dir, t, s.position,
                  std::string("resynchronised the ") + direction_name(dir) + " stream at a PDU boundary");
     }
-    s.framer.feed(bytes);
+    s.framer.lend(bytes);  // framed in place: only a PDU cut at the end of `bytes` is copied, by keep()
     s.position += bytes.size();
     drain(dir, t);
+    s.framer.keep();
 }
 
 void Conversation::gap(Direction dir, FileTime t, std::uint64_t missing_bytes) {

@@ -26,7 +26,23 @@ void StreamFramer::feed(ByteView chunk) {
     buffer_.insert(buffer_.end(), chunk.begin(), chunk.end());
 }
 
+void StreamFramer::lend(ByteView chunk) {
+    if (error_ || buffered() != 0) return feed(chunk);
+    fed_ += chunk.size();
+    reset_if_drained();
+    lent_ = chunk;
+}
+
+void StreamFramer::keep() {
+    if (lent_.empty()) return;
+    // buffer_ was empty (see lend()). A poisoned rest is kept too, as feed() keeps it.
+    buffer_.assign(lent_.begin(), lent_.end());
+    read_pos_ = 0;
+    lent_ = {};
+}
+
 void StreamFramer::restart(std::uint64_t stream_offset) {
+    lent_ = {};
     drained_ = false;
     buffer_.clear();
     read_pos_ = 0;
@@ -37,7 +53,8 @@ void StreamFramer::restart(std::uint64_t stream_offset) {
 std::optional<FrameView> StreamFramer::next_view() {
     reset_if_drained();
     if (error_ || buffered() < kHeaderSize) return std::nullopt;
-    ByteView avail(buffer_.data() + read_pos_, buffered());
+    const bool lent = !lent_.empty();
+    const ByteView avail = lent ? lent_ : ByteView(buffer_.data() + read_pos_, buffer_.size() - read_pos_);
     auto header = parse_header(avail.first(kHeaderSize), consumed_, limits_);
     if (!header) {
         error_ = header.error();
@@ -45,8 +62,12 @@ std::optional<FrameView> StreamFramer::next_view() {
     }
     if (avail.size() < header->frag_length) return std::nullopt;
     FrameView f{avail.first(header->frag_length), *header, consumed_};
-    read_pos_ += header->frag_length;
     consumed_ += header->frag_length;
+    if (lent) {
+        lent_ = lent_.subspan(header->frag_length);
+        return f;
+    }
+    read_pos_ += header->frag_length;
     // Everything consumed: the buffer starts afresh at the next call (no compaction needed), not now,
     // since the view points into it.
     drained_ = read_pos_ == buffer_.size();

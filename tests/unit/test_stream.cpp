@@ -164,6 +164,43 @@ TEST(StreamFramer, ViewsCarryTheParsedHeaderAndStayValidUntilTheNextCall) {
     EXPECT_EQ(to_hex(second->bytes), to_hex(small));
 }
 
+// A lent chunk is framed where it lies; keep() copies only the PDU it cuts, so the chunk may go at once.
+TEST(StreamFramer, LentChunksAreFramedInPlaceAndOnlyTheirCutPduIsKept) {
+    const Bytes first = hex(test::sheet::kSessionC[0].hex), second = hex(test::sheet::kSessionC[4].hex);
+    Bytes chunk = first;
+    chunk.insert(chunk.end(), second.begin(), second.begin() + 30);  // a whole PDU and the start of the next
+    rpc::StreamFramer f;
+    f.lend(chunk);
+    auto view = f.next_view();
+    ASSERT_TRUE(view);
+    EXPECT_EQ(view->bytes.data(), chunk.data());  // not copied
+    EXPECT_EQ(view->bytes.size(), first.size());
+    EXPECT_FALSE(f.next_view());
+    EXPECT_EQ(f.buffered(), 30u);
+    EXPECT_EQ(f.retained(), 0u);
+    f.keep();
+    EXPECT_EQ(f.buffered(), 30u);
+    EXPECT_GE(f.retained(), 30u);
+    std::fill(chunk.begin(), chunk.end(), 0xEE);  // the caller's bytes are gone
+    Bytes rest(second.begin() + 30, second.end());
+    f.lend(rest);  // bytes are buffered: this one is copied behind them
+    auto whole = f.next_view();
+    ASSERT_TRUE(whole);
+    EXPECT_EQ(whole->stream_offset, first.size());
+    EXPECT_EQ(to_hex(whole->bytes), to_hex(second));
+    f.keep();
+    EXPECT_EQ(f.buffered(), 0u);
+    EXPECT_EQ(f.total_fed(), first.size() + second.size());
+    // Drained again: the next lent chunk is framed in place.
+    f.lend(second);
+    auto again = f.next_view();
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->bytes.data(), second.data());
+    EXPECT_EQ(again->stream_offset, first.size() + second.size());
+    f.keep();
+    EXPECT_EQ(f.buffered(), 0u);
+}
+
 // A single-fragment call is handed on as it is; only several fragments are joined (into the assembler).
 TEST(FragmentAssembler, JoinsOnlyWhenThereAreSeveralFragments) {
     rpc::FragmentAssembler a;

@@ -37,10 +37,16 @@ public:
     /// The same without copying: the view stays valid until the next call to feed(), next(),
     /// next_view() or restart(). The header is parsed once, here, for framing and for the caller.
     std::optional<FrameView> next_view();
+    /// Frames `chunk` where it lies when nothing is buffered, instead of copying it: views from next_view()
+    /// then point into `chunk`. Call keep() before `chunk` goes away; it copies only what was not framed
+    /// (a PDU that continues in the next chunk). With bytes already buffered, this is feed().
+    void lend(ByteView chunk);
+    /// Copies what is left of a lent chunk into the framer's own buffer.
+    void keep();
     /// The framing error that poisoned the stream, if any.
     const std::optional<ParseError>& error() const { return error_; }
     /// Bytes received but not yet returned as a PDU (a partial PDU at end of stream).
-    std::size_t buffered() const { return buffer_.size() - read_pos_; }
+    std::size_t buffered() const { return buffer_.size() - read_pos_ + lent_.size(); }
     /// Bytes of memory the framer holds. Once every byte fed has been returned, a buffer larger than
     /// kKeptCapacity is released, so a long-lived connection does not pin the memory of one large PDU.
     std::size_t retained() const { return buffer_.capacity(); }
@@ -57,6 +63,7 @@ private:
     Limits limits_;
     Bytes buffer_;
     std::size_t read_pos_ = 0;
+    ByteView lent_;               // the unframed rest of a lent chunk; buffer_ is empty while it is not
     bool drained_ = false;        // every byte fed was returned; the buffer is reset at the next call
     std::uint64_t consumed_ = 0;  // stream offset of buffer_[read_pos_]
     std::uint64_t fed_ = 0;
