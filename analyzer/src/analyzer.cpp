@@ -83,6 +83,8 @@ struct Analyzer::FileRun {
     std::unique_ptr<RecordLane<Record>> lane;            // none: records go to pipe_ (live) or are printed at once
     bool progress = false;                               // this file's own progress line
     std::unordered_map<std::uint64_t, ConnState> conns;  // open KMS connections, by index
+    ConnState* last_conn = nullptr;                      // conns[last_index], or none
+    std::uint64_t last_index = 0;
     std::unordered_map<std::string, ServerFingerprint> fingerprints;  // by server "ip:port", this file's
     std::set<std::uint16_t> seen_kms_ports;
     // Unanswered connections, by server port, on ports not yet known to be KMS.
@@ -95,7 +97,14 @@ struct Analyzer::FileRun {
 template <class R>
 void Analyzer::emit(FileRun& run, R&& record) {
     using T = std::decay_t<R>;
-    if (run.lane) {
+    if constexpr (std::is_same_v<T, Record>) {
+        if (run.lane)
+            run.lane->emplace(std::forward<R>(record));
+        else if (pipe_)
+            pipe_->emplace(std::forward<R>(record));
+        else
+            output(record);
+    } else if (run.lane) {
         run.lane->emplace(std::in_place_type<T>, std::forward<R>(record));
     } else if (pipe_) {
         pipe_->emplace(std::in_place_type<T>, std::forward<R>(record));
@@ -141,7 +150,12 @@ void Analyzer::output(Record& record) {
 
 void Analyzer::on_events(FileRun& run, const capture::TcpConnection& c, std::vector<Event>&& events) {
     if (!c.conversation.is_kms()) return;  // other DCE/RPC, or not DCE/RPC at all
-    ConnState& st = run.conns[c.index];
+    // A connection's events come packet by packet, mostly in a row: the last one's state is kept at hand.
+    if (!run.last_conn || run.last_index != c.index) {
+        run.last_conn = &run.conns[c.index];  // nodes stay where they are until erased (on_end forgets it)
+        run.last_index = c.index;
+    }
+    ConnState& st = *run.last_conn;
     if (!st.fp) {
         st.client = c.client.to_string();
         st.server = c.server.to_string();
@@ -165,7 +179,8 @@ void Analyzer::on_events(FileRun& run, const capture::TcpConnection& c, std::vec
         if (!x) continue;
         ++st.exchanges;
         if (x->outcome != Outcome::NoResponse) st.answered = true;
-        ExchangeRecord r;
+        Record record(std::in_place_type<ExchangeRecord>);  // built where it is printed or queued from
+        auto& r = std::get<ExchangeRecord>(record);
         r.file = &run.file;
         r.stream = c.index - 1;
         r.client = st.client;
@@ -179,12 +194,13 @@ void Analyzer::on_events(FileRun& run, const capture::TcpConnection& c, std::vec
         r.x = std::move(*x);
         r.stream_diagnostics = st.take_diagnostics();
         r.impl = st.fp->verdict();
-        emit(run, std::move(r));
+        emit(run, std::move(record));
     }
 }
 
 void Analyzer::on_end(FileRun& run, const capture::TcpConnection& c) {
     auto it = run.conns.find(c.index);
+    if (run.last_index == c.index) run.last_conn = nullptr;
     const bool kms = c.conversation.is_kms();
     const bool candidate = !kms && !c.ignored && c.syn_seen && c.to_client.bytes == 0;
     ConnState st;
@@ -393,6 +409,7 @@ bool Analyzer::read(capture::PacketSource& source, FileRun& run, const std::func
             if (run.seen_kms_ports.count(port)) emit(run, std::move(r));
         run.candidates.clear();
         run.conns.clear();
+        run.last_conn = nullptr;
     } catch (const std::exception& e) {
         run.errors += std::string("kms-analyze: ") + e.what() + "\n";
         ok = false;
