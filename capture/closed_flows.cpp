@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <bit>
 
+#include "linear_probe.hpp"
+
 namespace kmscope::capture {
 
 namespace {
@@ -57,31 +59,12 @@ void ClosedFlows::remember(const FlowKey& key, std::uint64_t hash, FileTime clos
     slots_[slot_of(key, tag)] = {tag, static_cast<std::uint32_t>(at + 1)};
 }
 
-// Linear probing's deletion by backward shift: later members of the probe run move into the hole unless
-// their home slot lies cyclically in (hole, j], so lookups need no tombstones.
 void ClosedFlows::erase_slot(std::size_t hole) {
-    const std::size_t mask = slots_.size() - 1;
-    for (std::size_t j = (hole + 1) & mask; slots_[j].place != 0; j = (j + 1) & mask) {
-        const std::size_t home = slots_[j].tag & mask;
-        const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
-        if (!stays) {
-            slots_[hole] = slots_[j];
-            hole = j;
-        }
-    }
-    slots_[hole] = {};
+    linear_probe::erase(slots_, hole, home, used);
 }
 
 void ClosedFlows::grow() {
-    std::vector<Slot> old(slots_.size() * 2);
-    old.swap(slots_);
-    const std::size_t mask = slots_.size() - 1;
-    for (const Slot& s : old) {
-        if (s.place == 0) continue;
-        std::size_t i = s.tag & mask;
-        while (slots_[i].place != 0) i = (i + 1) & mask;
-        slots_[i] = s;
-    }
+    linear_probe::grow(slots_, home, used);
 }
 
 void ClosedFlows::clear() {

@@ -44,6 +44,8 @@ private:
         std::uint32_t tag;
         FileTime time;
     };
+    static std::size_t home(const Slot& s) { return s.tag; }
+    static bool used(const Slot& s) { return s.place != 0; }
     // Where the flow is in the index, or the free slot that ends its probe.
     std::size_t slot_of(const FlowKey& key, std::uint32_t tag) const;
     std::size_t slot_of_place(std::uint32_t tag, std::uint32_t place) const;

@@ -46,39 +46,43 @@ std::size_t front_index(const TcpConnection::Half& h) {
 
 void TcpSplit::add(const TcpSegment& seg) {
     const Key key = FlowKey::of(seg.src, seg.dst);
-    auto it = open_.find(key);
+    const std::uint64_t hash = KeyHash{}(key);  // once per packet, for the open and the closed flows
+    Entry* e = open_.find(key, hash);
     const bool syn = seg.flags & tcpflag::kSyn, ack = seg.flags & tcpflag::kAck;
-    if (it != open_.end() && syn && !ack && it->second.conn->syn_seen && seg.src == it->second.conn->client) {
-        const TcpConnection& old = *it->second.conn;
+    if (e && syn && !ack && e->conn.syn_seen && seg.src == e->conn.client) {
+        const TcpConnection& old = e->conn;
         if (old.to_server.bytes > 0 || old.to_client.bytes > 0 || old.to_server.fin ||
             seg.seq + 1 != old.to_server.next_seq) {
             // A new SYN on a known 4-tuple: the old connection is over (port reuse).
-            end(*it->second.conn, seg.time, EndReason::Closed);
-            erase(it);
-            it = open_.end();
+            end(e->conn, seg.time, EndReason::Closed);
+            erase(*e);
+            e = nullptr;
         }
     }
-    if (it != open_.end() && seg.time.ticks > it->second.conn->last_seen.ticks + limits_.idle_ticks) {
+    if (e && seg.time.ticks > e->conn.last_seen.ticks + limits_.idle_ticks) {
         // Silent for longer than the idle timeout: that connection is over; this starts another.
-        end(*it->second.conn, it->second.conn->last_seen, EndReason::Timeout);
-        erase(it);
-        it = open_.end();
+        end(e->conn, e->conn.last_seen, EndReason::Timeout);
+        erase(*e);
+        e = nullptr;
     }
-    if (it == open_.end() && !syn) {
-        const auto closed = closed_.find(key, KeyHash{}(key));
+    if (!e && !syn) {
+        const auto closed = closed_.find(key, hash);
         if (closed && seg.time.ticks <= closed->ticks + limits_.idle_ticks)
             return;  // the tail of a connection already closed (last ACK, retransmitted FIN)
     }
-    if (it == open_.end()) {
+    if (!e) {
         if (open_.size() >= limits_.max_connections) {
-            auto victim = open_.find(*oldest_->key);
-            end(*victim->second.conn, seg.time, EndReason::Timeout);
+            Entry& victim = *oldest_;
+            end(victim.conn, seg.time, EndReason::Timeout);
             erase(victim);
             ++evicted_;
         }
-        auto c = std::make_unique<TcpConnection>();
-        c->index = next_index_++;
-        c->first_seen = seg.time;
+        auto fresh = std::make_unique<Entry>();
+        fresh->key = key;
+        fresh->hash = hash;
+        TcpConnection& c = fresh->conn;
+        c.index = next_index_++;
+        c.first_seen = seg.time;
         bool src_is_client;
         if (syn)
             src_is_client = !ack;
@@ -88,16 +92,15 @@ void TcpSplit::add(const TcpSegment& seg) {
             src_is_client = seg.dst.port == kKmsPort;
         else
             src_is_client = seg.src.port > seg.dst.port;
-        c->client = src_is_client ? seg.src : seg.dst;
-        c->server = src_is_client ? seg.dst : seg.src;
-        it = open_.emplace(key, Entry{std::move(c)}).first;
-        it->second.key = &it->first;
-        link_newest(it->second);
-    } else if (&it->second != newest_) {
-        unlink(it->second);
-        link_newest(it->second);
+        c.client = src_is_client ? seg.src : seg.dst;
+        c.server = src_is_client ? seg.dst : seg.src;
+        e = &open_.insert(std::move(fresh));
+        link_newest(*e);
+    } else if (e != newest_) {
+        unlink(*e);
+        link_newest(*e);
     }
-    TcpConnection& c = *it->second.conn;
+    TcpConnection& c = e->conn;
     if (!c.syn_seen && !c.synack_seen && seg.src == c.server && looks_like_bind(seg.payload) &&
         c.to_server.bytes == 0 && c.to_client.bytes == 0 && c.to_server.held.empty() && c.to_client.held.empty()) {
         // No handshake seen and the roles were guessed wrong: the side that binds is the client.
@@ -139,14 +142,10 @@ void TcpSplit::add(const TcpSegment& seg) {
         pump(c, true);  // one forced step: a gap or an early delivery
     }
     sink_events(c);
-    if (c.reset) {
-        end(c, seg.time, EndReason::Reset);
-        remember_closed(key, seg.time);
-        erase(it);
-    } else if (c.to_server.fin && c.to_client.fin) {
-        end(c, seg.time, EndReason::Closed);
-        remember_closed(key, seg.time);
-        erase(it);
+    if (c.reset || (c.to_server.fin && c.to_client.fin)) {
+        end(c, seg.time, c.reset ? EndReason::Reset : EndReason::Closed);
+        closed_.remember(key, hash, seg.time);
+        erase(*e);
     }
     if (++since_sweep_ >= kSweepEvery) {
         since_sweep_ = 0;
@@ -313,31 +312,27 @@ void TcpSplit::unlink(Entry& e) {
     e.newer = e.older = nullptr;
 }
 
-void TcpSplit::erase(std::unordered_map<Key, Entry, KeyHash>::iterator it) {
-    unlink(it->second);
-    open_.erase(it);
-}
-
-void TcpSplit::remember_closed(const Key& k, FileTime t) {
-    closed_.remember(k, KeyHash{}(k), t);
+void TcpSplit::erase(Entry& e) {
+    unlink(e);
+    open_.erase(e);
 }
 
 void TcpSplit::sweep(FileTime now) {
-    std::vector<std::pair<std::uint64_t, Key>> idle;
-    for (auto& [k, e] : open_)
-        if (e.conn->last_seen.ticks + limits_.idle_ticks < now.ticks) idle.emplace_back(e.conn->index, k);
-    std::sort(idle.begin(), idle.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (auto& [index, k] : idle) {
-        auto it = open_.find(k);
-        end(*it->second.conn, it->second.conn->last_seen, EndReason::Timeout);
-        erase(it);
+    std::vector<Entry*> idle;  // entries never move: erasing one leaves the others where they are
+    open_.for_each([&](Entry& e) {
+        if (e.conn.last_seen.ticks + limits_.idle_ticks < now.ticks) idle.push_back(&e);
+    });
+    std::sort(idle.begin(), idle.end(), [](const Entry* a, const Entry* b) { return a->conn.index < b->conn.index; });
+    for (Entry* e : idle) {
+        end(e->conn, e->conn.last_seen, EndReason::Timeout);
+        erase(*e);
     }
 }
 
 void TcpSplit::finish() {
     // End connections in order of appearance so that output stays in capture order.
     std::vector<TcpConnection*> all;
-    for (auto& [k, e] : open_) all.push_back(e.conn.get());
+    open_.for_each([&](Entry& e) { all.push_back(&e.conn); });
     std::sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->index < b->index; });
     for (auto* c : all) end(*c, c->last_seen, EndReason::EndOfCapture);
     open_.clear();

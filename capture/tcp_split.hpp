@@ -10,10 +10,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <unordered_map>
 #include <vector>
 
 #include "closed_flows.hpp"
+#include "flow_index.hpp"
 #include "kmscope/conversation.hpp"
 #include "packet_source.hpp"
 
@@ -99,11 +99,12 @@ public:
 private:
     using Key = FlowKey;
     using KeyHash = FlowKeyHash;
-    // An open connection, linked into the recency order in place (the map never moves its nodes): one
-    // list node allocated and spliced per connection and packet cost more than the two pointers.
+    // An open connection, linked into the recency order in place (entries never move): one list node
+    // allocated and spliced per connection and packet cost more than the two pointers.
     struct Entry {
-        std::unique_ptr<TcpConnection> conn;
-        const Key* key = nullptr;  // the map's own copy
+        Key key;
+        std::uint64_t hash = 0;  // KeyHash of key
+        TcpConnection conn;
         Entry* newer = nullptr;
         Entry* older = nullptr;
     };
@@ -114,8 +115,7 @@ private:
     void gap(TcpConnection& c, Direction d, FileTime t, std::uint64_t missing);
     void sink_events(TcpConnection& c);
     void end(TcpConnection& c, FileTime t, EndReason why);
-    void erase(std::unordered_map<Key, Entry, KeyHash>::iterator it);
-    void remember_closed(const Key& k, FileTime t);
+    void erase(Entry& e);
     void link_newest(Entry& e);
     void unlink(Entry& e);
     void sweep(FileTime now);
@@ -125,7 +125,7 @@ private:
     ByteSink byte_sink_;
     GapSink gap_sink_;
     TcpLimits limits_;
-    std::unordered_map<Key, Entry, KeyHash> open_;
+    FlowIndex<Entry> open_;
     ClosedFlows closed_{limits_.max_connections};
     Entry* newest_ = nullptr;  // the most recently seen open connection
     Entry* oldest_ = nullptr;  // the least recently seen: the first to go at the cap

@@ -10,31 +10,13 @@
 #include <random>
 
 #include "closed_flows.hpp"
+#include "colliding_flows.hpp"
 
 namespace kmscope::capture {
 namespace {
 
-FlowKey flow(std::uint64_t n) {
-    FlowKey k;
-    k.a.addr[0] = 10, k.a.addr[3] = static_cast<std::uint8_t>(n);
-    k.b.addr[0] = 10, k.b.addr[3] = 1;
-    k.a.port = static_cast<std::uint16_t>(40000 + n / 256);
-    k.b.port = 1688;
-    return k;
-}
-
-// Hashes with few home slots: every third flow its own, the others homed at slot 5 or at the last slot
-// of any table (whose runs wrap to the start), and pairs of flows sharing one hash.
-std::uint64_t colliding_hash(std::uint64_t n) {
-    switch (n % 3) {
-        case 0:
-            return n * 0x9E3779B97F4A7C15ull;
-        case 1:
-            return (n / 2) << 40 | 5;
-        default:
-            return (n / 2) << 40 | 0xFFFFFFFFull;
-    }
-}
+using test::colliding_hash;
+using test::flow;
 
 TEST(ClosedFlows, KeepsTheMostRecentCapacityFlowsLikeAMapAndAQueue) {
     for (std::size_t capacity : {1u, 2u, 3u, 7u, 16u, 100u}) {
