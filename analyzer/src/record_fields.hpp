@@ -148,10 +148,13 @@ void response(W& w, const Exchange& x) {
         key(w, "epid"), text(w, b.epid);
         key(w, "epid_parts"), epid_parts(w, b);
         key(w, "hwid");
-        if (x.response->hwid)
-            plain(w, x.response->hwid->to_string());
-        else
+        if (x.response->hwid) {
+            char hwid[HwId::kTextSize];
+            x.response->hwid->format(hwid);
+            plain(w, std::string_view(hwid, sizeof hwid));
+        } else {
             w.Null();
+        }
         key(w, "count"), w.Uint64(b.count);
         key(w, "activation_interval"), w.Uint64(b.activation_interval);
         key(w, "renewal_interval"), w.Uint64(b.renewal_interval);

@@ -317,14 +317,17 @@ std::optional<HwId> HwId::parse(std::string_view hex16) {
     return id;
 }
 
-std::string HwId::to_string() const {
+void HwId::format(char* out) const {
     static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(16);
     for (auto b : bytes) {
-        out += kHex[b >> 4];
-        out += kHex[b & 15];
+        *out++ = kHex[b >> 4];
+        *out++ = kHex[b & 15];
     }
+}
+
+std::string HwId::to_string() const {
+    std::string out(kTextSize, '\0');
+    format(out.data());
     return out;
 }
 

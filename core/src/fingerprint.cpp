@@ -25,8 +25,8 @@ const char* server_impl_name(ServerImpl impl) {
     return "unknown";
 }
 
-void ServerFingerprint::tell(std::string text) {
-    if (std::find(tells_.begin(), tells_.end(), text) == tells_.end()) tells_.push_back(std::move(text));
+void ServerFingerprint::tell(std::string_view text) {
+    if (std::find(tells_.begin(), tells_.end(), text) == tells_.end()) tells_.emplace_back(text);
 }
 
 void ServerFingerprint::observe(const ContextNegotiation& n) {

@@ -95,6 +95,9 @@ struct HwId {
     static std::optional<HwId> parse(std::string_view hex16);
     /// 16 upper-case hex digits in wire order, e.g. "3A1C049600B60076".
     std::string to_string() const;
+    /// The same digits written at `out` (kTextSize bytes, no NUL), for printers that keep no string.
+    static constexpr std::size_t kTextSize = 16;
+    void format(char* out) const;
     auto operator<=>(const HwId&) const = default;
 };
 

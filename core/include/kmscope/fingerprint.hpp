@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kmscope/conversation.hpp"
@@ -36,7 +37,7 @@ public:
     const std::vector<std::string>& tells() const { return tells_; }
 
 private:
-    void tell(std::string text);
+    void tell(std::string_view text);  // kept once; a repeated tell costs no copy
     void check_consistency();
     int vlmcsd_ = 0;
     int pykms_ = 0;
