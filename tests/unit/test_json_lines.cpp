@@ -16,8 +16,8 @@
 namespace kmscope::analyzer {
 namespace {
 
-// The lines one printer writes for these records.
-std::vector<nlohmann::json> printed(const std::vector<Record>& records) {
+// What one printer writes for these records.
+std::string printed_text(const std::vector<Record>& records) {
     char* data = nullptr;
     std::size_t size = 0;
     std::FILE* out = open_memstream(&data, &size);
@@ -28,8 +28,14 @@ std::vector<nlohmann::json> printed(const std::vector<Record>& records) {
         printer->finish();
     }
     std::fclose(out);
-    std::istringstream lines(std::string(data, size));
+    std::string text(data, size);
     std::free(data);
+    return text;
+}
+
+// Its lines, parsed.
+std::vector<nlohmann::json> printed(const std::vector<Record>& records) {
+    std::istringstream lines(printed_text(records));
     std::vector<nlohmann::json> parsed;
     for (std::string line; std::getline(lines, line);) parsed.push_back(nlohmann::json::parse(line));
     return parsed;
@@ -84,6 +90,59 @@ TEST(JsonLines, PlainTextOfEveryLengthAndIntegersReadBack) {
     EXPECT_EQ(j["server_bytes"], 0);
     EXPECT_EQ(j["stream"].get<std::uint64_t>(), 1234567890123ull);
     EXPECT_EQ(j["diagnostics"], nlohmann::json({"", "a", "ab", "abc", "a \"quoted\" one", std::string(65, 'x')}));
+}
+
+// Text from a capture is escaped, and nesting and separators hold in the shapes a record takes (empty and
+// filled arrays, booleans): the whole line is compared, as a script reading it byte for byte would see it.
+TEST(JsonLines, EscapesCaptureTextAndWritesEveryShapeExactly) {
+    const std::string file = std::string("a \"b\" \\ c\x01\x1f\t\n\xc3\xa9 \xff.pcap");
+    ConnectionRecord c;
+    c.file = &file;
+    c.client = "10.0.0.1:49152";
+    c.client_ip = "10.0.0.1";
+    c.client_port = 49152;
+    c.server = "10.0.0.2:1688";
+    c.server_ip = "10.0.0.2";
+    c.server_port = 1688;
+    c.state = "reset";
+    c.kms = true;
+    std::vector<Record> records;
+    records.emplace_back(c);
+    c.diagnostics = {"x\"y", ""};
+    records.emplace_back(c);
+    const std::string text = printed_text(records);
+    const std::string head = R"({"kind":"connection","ts":"1601-01-01T00:00:00Z","file":"a \"b\" \\ c\u0001\u001F\t\n)"
+                             "\xc3\xa9 \xef\xbf\xbd"
+                             R"(.pcap",)";  // UTF-8 kept; invalid bytes become U+FFFD
+    const std::string ends =
+        R"("client":"10.0.0.1:49152","client_ip":"10.0.0.1","client_port":49152,"server":"10.0.0.2:1688","server_ip":"10.0.0.2","server_port":1688,"state":"reset","kms":true,"client_bytes":0,"server_bytes":0,"diagnostics":)";
+    EXPECT_EQ(text,
+              head + R"("stream":0,)" + ends + "[]}\n" + head + R"("stream":0,)" + ends + R"(["x\"y",""]})" + "\n");
+}
+
+// A latency is a double: it must read back as the value the record holds, to the microsecond.
+TEST(JsonLines, LatencyReadsBackToTheMicrosecond) {
+    const std::string file = "capture.pcap";
+    std::vector<Record> records;
+    for (std::uint64_t ticks : {0ull, 1ull, 5870ull, 10000ull, 123456789ull}) {
+        ExchangeRecord r;
+        r.file = &file;
+        r.x.request_time = FileTime{1000};
+        r.x.response_time = FileTime{1000 + ticks};
+        records.emplace_back(std::move(r));
+    }
+    const auto lines = printed(records);
+    ASSERT_EQ(lines.size(), 5u);
+    EXPECT_EQ(lines[0]["latency_ms"].get<double>(), 0.0);
+    EXPECT_EQ(lines[1]["latency_ms"].get<double>(), 0.0);  // 0.1 us rounds to 0
+    EXPECT_EQ(lines[2]["latency_ms"].get<double>(), 0.587);
+    EXPECT_EQ(lines[3]["latency_ms"].get<double>(), 1.0);
+    EXPECT_EQ(lines[4]["latency_ms"].get<double>(), 12345.679);
+    for (const auto& j : lines) {
+        EXPECT_TRUE(j["request"].is_null());
+        EXPECT_EQ(j["verdict"]["failed_checks"], nlohmann::json::array());
+        EXPECT_EQ(j["diagnostics"], nlohmann::json::array());
+    }
 }
 
 }  // namespace
