@@ -29,6 +29,11 @@ struct Endpoint {
     std::string to_string() const;
     /// The address alone: "1.2.3.4" or "::1".
     std::string address_string() const;
+    /// The address within to_string()'s text, as address_string() gives it, without formatting it again.
+    static std::string_view address_in(std::string_view text, bool v6) {
+        const std::size_t colon = text.rfind(':');
+        return v6 ? text.substr(1, colon - 2) : text.substr(0, colon);
+    }
     /// The address alone, written at `out` (room for kMaxAddressText); returns its length.
     static constexpr std::size_t kMaxAddressText = 40;  // "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
     std::size_t format_address(char* out) const;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -85,7 +86,7 @@ struct Analyzer::FileRun {
     std::unordered_map<std::uint64_t, ConnState> conns;  // open KMS connections, by index
     ConnState* last_conn = nullptr;                      // conns[last_index], or none
     std::uint64_t last_index = 0;
-    std::unordered_map<std::string, ServerFingerprint> fingerprints;  // by server "ip:port", this file's
+    std::map<capture::Endpoint, ServerFingerprint> fingerprints;  // this file's, by server (named at the end)
     std::set<std::uint16_t> seen_kms_ports;
     // Unanswered connections, by server port, on ports not yet known to be KMS.
     std::vector<std::pair<std::uint16_t, ConnectionRecord>> candidates;
@@ -159,9 +160,9 @@ void Analyzer::on_events(FileRun& run, const capture::TcpConnection& c, std::vec
     if (!st.fp) {
         st.client = c.client.to_string();
         st.server = c.server.to_string();
-        st.client_ip = c.client.address_string();
-        st.server_ip = c.server.address_string();
-        st.fp = &run.fingerprints[st.server];
+        st.client_ip = capture::Endpoint::address_in(st.client, c.client.v6);  // formatted once
+        st.server_ip = capture::Endpoint::address_in(st.server, c.server.v6);
+        st.fp = &run.fingerprints[c.server];
         run.seen_kms_ports.insert(c.server.port);
     }
     for (auto& e : events) {
@@ -265,7 +266,7 @@ void Analyzer::close_file(FileRun& run) {
     std::fputs(run.errors.c_str(), stderr);
     ++totals_.files;
     if (!run.ok) ++totals_.bad_files;
-    for (auto& [server, fp] : run.fingerprints) fingerprints_[server].absorb(fp);
+    for (auto& [server, fp] : run.fingerprints) fingerprints_[server.to_string()].absorb(fp);
     run.fingerprints.clear();
 }
 
@@ -390,7 +391,7 @@ bool Analyzer::run_live(const capture::LiveOptions& live, const std::atomic<bool
     pipe_->drain();
     std::fflush(out_);
     std::fputs(run.errors.c_str(), stderr);
-    for (auto& [server, fp] : run.fingerprints) fingerprints_[server].absorb(fp);
+    for (auto& [server, fp] : run.fingerprints) fingerprints_[server.to_string()].absorb(fp);
     return run.ok;
 }
 

@@ -64,6 +64,7 @@ TEST(CommunityId, EndpointTextRoundTrips) {
         const std::string s = shown;
         const std::string address = e->v6 ? s.substr(1, s.rfind(']') - 1) : s.substr(0, s.rfind(':'));
         EXPECT_EQ(e->address_string(), address);
+        EXPECT_EQ(Endpoint::address_in(e->to_string(), e->v6), address);
         EXPECT_EQ(endpoint_from_text(address, 1688), e) << text;
     }
     auto high = *endpoint_from_text("10.0.0.5", 65535);
