@@ -218,6 +218,55 @@ __attribute__((target("aes,sse2"))) void aesni_decrypt(const std::uint8_t* dk, i
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out), s);
 }
 
+// Whole messages with the round keys loaded once, not per block. CBC decryption takes four blocks at a time:
+// their decryptions are independent, so the AES unit works on four while each round's latency passes (one
+// block at a time, each round waited for the one before). The MAC's chain is serial by nature.
+__attribute__((target("aes,sse2"))) void aesni_cbc_decrypt(const std::uint8_t* dk, int nr, const std::uint8_t* iv,
+                                                           const std::uint8_t* in, std::uint8_t* out,
+                                                           std::size_t blocks) {
+    auto load = [](const std::uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+    auto store = [](std::uint8_t* p, __m128i v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); };
+    __m128i chain = load(iv);
+    std::size_t i = 0;
+    for (; i + 4 <= blocks; i += 4) {
+        const __m128i c0 = load(in + 16 * i), c1 = load(in + 16 * i + 16), c2 = load(in + 16 * i + 32),
+                      c3 = load(in + 16 * i + 48);
+        __m128i k = load(dk);
+        __m128i s0 = _mm_xor_si128(c0, k), s1 = _mm_xor_si128(c1, k), s2 = _mm_xor_si128(c2, k),
+                s3 = _mm_xor_si128(c3, k);
+        for (int round = 1; round < nr; ++round) {
+            k = load(dk + 16 * round);
+            s0 = _mm_aesdec_si128(s0, k), s1 = _mm_aesdec_si128(s1, k);
+            s2 = _mm_aesdec_si128(s2, k), s3 = _mm_aesdec_si128(s3, k);
+        }
+        k = load(dk + 16 * nr);
+        store(out + 16 * i, _mm_xor_si128(_mm_aesdeclast_si128(s0, k), chain));
+        store(out + 16 * i + 16, _mm_xor_si128(_mm_aesdeclast_si128(s1, k), c0));
+        store(out + 16 * i + 32, _mm_xor_si128(_mm_aesdeclast_si128(s2, k), c1));
+        store(out + 16 * i + 48, _mm_xor_si128(_mm_aesdeclast_si128(s3, k), c2));
+        chain = c3;
+    }
+    for (; i < blocks; ++i) {
+        const __m128i c = load(in + 16 * i);
+        __m128i s = _mm_xor_si128(c, load(dk));
+        for (int round = 1; round < nr; ++round) s = _mm_aesdec_si128(s, load(dk + 16 * round));
+        store(out + 16 * i, _mm_xor_si128(_mm_aesdeclast_si128(s, load(dk + 16 * nr)), chain));
+        chain = c;
+    }
+}
+
+__attribute__((target("aes,sse2"))) void aesni_cbc_mac(const std::uint8_t* w, int nr, std::uint8_t state[16],
+                                                       const std::uint8_t* in, std::size_t blocks) {
+    auto load = [](const std::uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+    __m128i s = load(state);
+    for (std::size_t i = 0; i < blocks; ++i) {
+        s = _mm_xor_si128(_mm_xor_si128(s, load(in + 16 * i)), load(w));
+        for (int round = 1; round < nr; ++round) s = _mm_aesenc_si128(s, load(w + 16 * round));
+        s = _mm_aesenclast_si128(s, load(w + 16 * nr));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(state), s);
+}
+
 // FIPS-197 §5.3.5: dk[0] = w[Nr], dk[i] = InvMixColumns(w[Nr - i]) for 1 <= i < Nr, dk[Nr] = w[0]. Valid for any
 // round keys (InvMixColumns is linear), hence also for the tweaked v6 schedule and for Nr = 11.
 __attribute__((target("aes,sse2"))) void aesni_make_decryption_keys(const std::uint8_t* w, int nr, std::uint8_t* dk) {
@@ -336,6 +385,12 @@ Bytes BlockCipher::cbc_encrypt(ByteView iv16, ByteView plaintext) const {
 Bytes BlockCipher::cbc_decrypt(ByteView iv16, ByteView ciphertext) const {
     if (iv16.size() != kBlockSize || ciphertext.size() % kBlockSize != 0) return {};
     Bytes out(ciphertext.size());
+#if KMSCOPE_CRYPTO_X86
+    if (impl_ == Impl::AesNi) {
+        aesni_cbc_decrypt(dec_.data(), rounds_, iv16.data(), ciphertext.data(), out.data(), out.size() / kBlockSize);
+        return out;
+    }
+#endif
     const std::uint8_t* chain = iv16.data();
     for (std::size_t off = 0; off < out.size(); off += kBlockSize) {
         decrypt_block(ciphertext.data() + off, out.data() + off);
@@ -343,6 +398,17 @@ Bytes BlockCipher::cbc_decrypt(ByteView iv16, ByteView ciphertext) const {
         chain = ciphertext.data() + off;
     }
     return out;
+}
+
+void BlockCipher::cbc_mac(std::uint8_t state[16], ByteView whole_blocks) const {
+    const std::size_t blocks = whole_blocks.size() / kBlockSize;
+#if KMSCOPE_CRYPTO_X86
+    if (impl_ == Impl::AesNi) return aesni_cbc_mac(enc_.data(), rounds_, state, whole_blocks.data(), blocks);
+#endif
+    for (std::size_t i = 0; i < blocks; ++i) {
+        xor_into(state, whole_blocks.data() + kBlockSize * i);
+        encrypt_block(state, state);
+    }
 }
 
 const BlockCipher& cipher_for_major(int major) {
@@ -369,18 +435,14 @@ const BlockCipher& cipher_for_major(int major) {
 std::array<std::uint8_t, 16> v4_mac(ByteView message) {
     const BlockCipher& cipher = cipher_for_major(4);
     std::array<std::uint8_t, 16> state{};
-    std::size_t off = 0;
-    for (; message.size() - off >= kBlockSize; off += kBlockSize) {
-        xor_into(state.data(), message.data() + off);
-        cipher.encrypt_block(state.data(), state.data());
-    }
+    const std::size_t off = message.size() - message.size() % kBlockSize;
+    cipher.cbc_mac(state.data(), message.first(off));
     // ISO/IEC 9797-1 method 2: the remaining 0..15 bytes, then 0x80, then zeros (always one more block).
     std::array<std::uint8_t, 16> last{};
     const std::size_t rest = message.size() - off;
     if (rest != 0) std::memcpy(last.data(), message.data() + off, rest);
     last[rest] = 0x80;
-    xor_into(state.data(), last.data());
-    cipher.encrypt_block(state.data(), state.data());
+    cipher.cbc_mac(state.data(), last);
     return state;
 }
 

@@ -69,6 +69,10 @@ public:
     /// of 16.
     Bytes cbc_decrypt(ByteView iv16, ByteView ciphertext) const;
 
+    /// CBC-MAC over whole blocks: for each 16-byte block of `whole_blocks` (a multiple of 16 bytes; a shorter
+    /// tail is ignored), state = E(state xor block). The v4 MAC's chain. Does not allocate.
+    void cbc_mac(std::uint8_t state[16], ByteView whole_blocks) const;
+
     /// Number of rounds Nr (10 for AES-128, 11 for the 160-bit key).
     int rounds() const { return rounds_; }
     /// The (possibly tweaked) encryption key schedule, 16 * (Nr + 1) bytes: 176 or 192.
