@@ -1,8 +1,12 @@
 #include "kmscope/environment.hpp"
 
 #include <openssl/rand.h>
+#include <pthread.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
+#include <mutex>
 #include <stdexcept>
 
 namespace kmscope {
@@ -30,9 +34,38 @@ std::uint64_t RandomSource::uniform(std::uint64_t lo, std::uint64_t hi) {
     }
 }
 
+namespace {
+
+// RAND_bytes costs a getpid() system call (OpenSSL's fork check), a lock and a DRBG call each time, about a
+// microsecond, and kms-replay serve draws a few bytes several times per activation. Small draws are served
+// from a per-thread pool filled 512 bytes at a time instead. Bytes are erased as they are served. A forked
+// child must never repeat its parent's bytes: the pool of the thread that forks is emptied in the child.
+struct RandomPool {
+    std::array<std::uint8_t, 512> bytes{};
+    std::size_t left = 0;  // unserved bytes, at the end of `bytes`
+};
+thread_local RandomPool t_pool;
+
+void draw(std::uint8_t* out, std::size_t size) {
+    if (RAND_bytes(out, static_cast<int>(size)) != 1) throw std::runtime_error("RAND_bytes failed");
+}
+
+}  // namespace
+
 void SystemRandom::fill(std::span<std::uint8_t> out) {
     if (out.empty()) return;
-    if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+    static std::once_flag at_fork;
+    std::call_once(at_fork, [] { pthread_atfork(nullptr, nullptr, [] { t_pool = {}; }); });
+    RandomPool& pool = t_pool;
+    if (out.size() > pool.bytes.size() / 4) return draw(out.data(), out.size());
+    if (pool.left < out.size()) {
+        draw(pool.bytes.data(), pool.bytes.size());
+        pool.left = pool.bytes.size();
+    }
+    auto from = pool.bytes.end() - static_cast<std::ptrdiff_t>(pool.left);
+    std::copy_n(from, out.size(), out.begin());
+    std::fill_n(from, out.size(), std::uint8_t{0});
+    pool.left -= out.size();
 }
 
 void SeededRandom::fill(std::span<std::uint8_t> out) {
