@@ -182,6 +182,18 @@ bool decode_udp(const L4& l4, UdpDatagram& out) {
     return true;
 }
 
+// Decodes a packet's TCP segment or UDP datagram into a fresh object (see put_endpoint), numbers and times
+// it, and hands it to `sink`; false when the transport header is not one.
+template <class Unit, class Sink>
+bool hand_over(const L4& l4, bool (*decode)(const L4&, Unit&), std::uint64_t frame, FileTime t, const Sink& sink) {
+    Unit unit;
+    if (!decode(l4, unit)) return false;
+    unit.frame = frame;
+    unit.time = t;
+    sink(unit);
+    return true;
+}
+
 }  // namespace
 
 namespace {
@@ -392,23 +404,15 @@ bool PacketSource::input_failed() {
 void PacketSource::deliver(int link, FileTime t, ByteView packet,
                            const std::function<void(const TcpSegment&)>& on_segment) {
     ++packets_;
-    // Decodes the transport unit into a fresh object, numbers and times it, and hands it to `sink`.
-    auto hand_over = [&](auto unit, auto decode, const auto& sink) {
-        if (!decode(unit)) return false;
-        unit.frame = packets_;
-        unit.time = t;
-        sink(unit);
-        return true;
-    };
     L4 l4;
-    const bool handed = decode_link(link, packet, l4) &&
-                        ((l4.proto == kProtoTcp &&
-                          hand_over(
-                              TcpSegment{}, [&](TcpSegment& seg) { return decode_tcp(l4, seg); }, on_segment)) ||
-                         (l4.proto == kProtoUdp && on_udp_ &&
-                          hand_over(
-                              UdpDatagram{}, [&](UdpDatagram& dg) { return decode_udp(l4, dg); }, on_udp_)));
-    if (!handed) ++skipped_;
+    if (decode_link(link, packet, l4)) {
+        if (l4.proto == kProtoTcp) {
+            if (hand_over<TcpSegment>(l4, decode_tcp, packets_, t, on_segment)) return;
+        } else if (l4.proto == kProtoUdp && on_udp_) {
+            if (hand_over<UdpDatagram>(l4, decode_udp, packets_, t, on_udp_)) return;
+        }
+    }
+    ++skipped_;
 }
 
 bool PacketSource::read_pcapng(const std::function<void(const TcpSegment&)>& on_segment) {

@@ -95,24 +95,13 @@ struct Analyzer::FileRun {
     std::uint64_t bytes = 0, packets = 0;  // read, once the file is done
 };
 
-template <class R>
-void Analyzer::emit(FileRun& run, R&& record) {
-    using T = std::decay_t<R>;
-    if constexpr (std::is_same_v<T, Record>) {
-        if (run.lane)
-            run.lane->emplace(std::forward<R>(record));
-        else if (pipe_)
-            pipe_->emplace(std::forward<R>(record));
-        else
-            output(record);
-    } else if (run.lane) {
-        run.lane->emplace(std::in_place_type<T>, std::forward<R>(record));
-    } else if (pipe_) {
-        pipe_->emplace(std::in_place_type<T>, std::forward<R>(record));
-    } else {
-        Record r(std::in_place_type<T>, std::forward<R>(record));
-        output(r);
-    }
+void Analyzer::emit(FileRun& run, Record&& record) {
+    if (run.lane)
+        run.lane->emplace(std::move(record));
+    else if (pipe_)
+        pipe_->emplace(std::move(record));
+    else
+        output(record);
 }
 
 Analyzer::Analyzer(Options options, const ProductTable& products, std::FILE* out)

@@ -84,8 +84,9 @@ private:
     void on_events(FileRun& run, const capture::TcpConnection& c, std::vector<Event>&& events);
     void on_end(FileRun& run, const capture::TcpConnection& c);
     void on_udp(FileRun& run, const capture::UdpDatagram& d);
-    template <class R>
-    void emit(FileRun& run, R&& record);
+    // Queues a record on the file's lane or the live pipe, or prints it at once. Exchange records are built in
+    // their Record; the rarer ones convert on the way in.
+    void emit(FileRun& run, Record&& record);
     // Opens and reads one file, on a worker thread of run().
     void analyse_file(FileRun& run);
     // Reads one source to its end (or its stop flag); false, with the reason in run.errors, on a read error.
